@@ -1,0 +1,3 @@
+from hoidata.cli import main
+
+main()

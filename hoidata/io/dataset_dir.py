@@ -1,0 +1,184 @@
+"""A stage writes one dataset directory:
+
+    out/
+      data/{split}-00000-of-00003.parquet   shards, each written atomically
+      rejects.parquet                        every input record not kept, with its reason
+      manifest.json                          written last: its presence means "complete"
+      .work/                                 while running: state and per-shard rejects
+
+A rerun with the same stage, config and input fingerprint resumes: finished shards are kept, the
+others are redone, so nothing is lost or duplicated. Shards are a pure function of the input
+records they cover, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hoidata import __version__
+from hoidata.errors import HoidataError
+from hoidata.io.files import write_json_atomic, write_parquet_atomic
+from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_features
+
+MANIFEST = "manifest.json"
+REJECTS = "rejects.parquet"
+WORK = ".work"
+
+
+@dataclass
+class Manifest:
+    stage: str
+    version: str
+    config: dict[str, Any]
+    input_fingerprint: str
+    counts: dict[str, int]
+    timings: dict[str, float]
+    shards: list[dict[str, Any]]
+    features: dict[str, Any]
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_manifest(path: Path | str) -> Manifest:
+    path = Path(path)
+    file = path / MANIFEST
+    if not file.is_file():
+        raise HoidataError("not a complete hoidata dataset directory (no manifest.json)", file=str(path))
+    try:
+        return Manifest(**orjson.loads(file.read_bytes()))
+    except (orjson.JSONDecodeError, TypeError) as e:
+        raise HoidataError(f"unreadable manifest: {e}", file=str(file)) from e
+
+
+class StageRun:
+    """Writes the shards of one stage into ``out_dir``, resuming an interrupted run of the same job."""
+
+    def __init__(
+        self,
+        out_dir: Path | str,
+        *,
+        stage: str,
+        config: dict[str, Any],
+        input_fingerprint: str,
+        features: dict[str, Any],
+        schema: pa.Schema,
+        split: str,
+        num_shards: int,
+        overwrite: bool = False,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.stage, self.config, self.fingerprint = stage, config, input_fingerprint
+        self.features, self.split, self.num_shards = features, split, num_shards
+        self.schema = with_features(schema, features)
+        self.started = time.perf_counter()
+        self.work = self.out / WORK
+        state = {"stage": stage, "config": config, "input_fingerprint": input_fingerprint, "num_shards": num_shards}
+        self.resumed = False
+        if (self.out / MANIFEST).exists() or (self.out.exists() and any(self.out.iterdir())):
+            previous = self._previous_state()
+            if overwrite:
+                shutil.rmtree(self.out)
+            elif previous == state and not (self.out / MANIFEST).exists():
+                self.resumed = True
+            elif previous == state:
+                raise HoidataError("already complete with the same input and config (pass --overwrite to redo)",
+                                   file=str(self.out))
+            else:
+                raise HoidataError(
+                    "output directory is not empty and holds another job (pass --overwrite to replace it)",
+                    file=str(self.out),
+                )
+        (self.out / "data").mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(exist_ok=True)
+        write_json_atomic(self.work / "state.json", state)
+
+    def _previous_state(self) -> dict[str, Any] | None:
+        for f in (self.work / "state.json", self.out / MANIFEST):
+            if f.is_file():
+                try:
+                    m = orjson.loads(f.read_bytes())
+                except orjson.JSONDecodeError:
+                    return None
+                return {k: m.get(k) for k in ("stage", "config", "input_fingerprint")} | {
+                    "num_shards": m.get("num_shards", len(m.get("shards", [])))
+                }
+        return None
+
+    def shard_path(self, i: int) -> Path:
+        return self.out / "data" / f"{self.split}-{i:05d}-of-{self.num_shards:05d}.parquet"
+
+    def _rejects_path(self, i: int) -> Path:
+        return self.work / f"rejects-{i:05d}.parquet"
+
+    def is_done(self, i: int) -> bool:
+        return self.shard_path(i).is_file() and self._rejects_path(i).is_file()
+
+    def write_shard(self, i: int, table: pa.Table, rejects: pa.Table) -> None:
+        """Rejects first, then the shard: the shard's rename is the commit point."""
+        write_parquet_atomic(self._rejects_path(i), rejects.cast(REJECTS_SCHEMA))
+        write_parquet_atomic(self.shard_path(i), table.cast(self.schema))
+
+    def finish(self, records_in: int, timings: dict[str, float] | None = None, **extra: Any) -> Manifest:
+        """Merge rejects, check records in = out + rejected, write the manifest (the completion mark)."""
+        shards, out_count = [], 0
+        for i in range(self.num_shards):
+            rows = pq.read_metadata(self.shard_path(i)).num_rows
+            shards.append({"path": str(self.shard_path(i).relative_to(self.out)), "rows": rows})
+            out_count += rows
+        parts = [pq.read_table(self._rejects_path(i)) for i in range(self.num_shards)]
+        rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()
+        write_parquet_atomic(self.out / REJECTS, rejects.cast(with_features(REJECTS_SCHEMA, rejects_features())))
+        if out_count + rejects.num_rows != records_in:
+            raise RuntimeError(f"record accounting broke: {records_in} in, {out_count} out, {rejects.num_rows} rejected")
+        manifest = Manifest(
+            stage=self.stage,
+            version=__version__,
+            config=self.config,
+            input_fingerprint=self.fingerprint,
+            counts={"in": records_in, "out": out_count, "rejected": rejects.num_rows},
+            timings={**(timings or {}), "total_s": round(time.perf_counter() - self.started, 4)},
+            shards=shards,
+            features=self.features,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            extra={"resumed": self.resumed, **extra},
+        )
+        write_json_atomic(self.out / MANIFEST, asdict(manifest))
+        shutil.rmtree(self.work, ignore_errors=True)
+        return manifest
+
+
+def read_table(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """All shards of a complete dataset directory as one Arrow table (no `datasets` import)."""
+    manifest = read_manifest(path)
+    files = [Path(path) / s["path"] for s in manifest.shards]
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+
+
+def open_dataset(path: Path | str, image_root: Path | str | None = None) -> Any:
+    """The dataset as a `datasets.Dataset`, with relative image paths resolved against the image
+    root recorded in the manifest (or ``image_root``), so that images decode from anywhere."""
+    import datasets
+    import pyarrow.compute as pc
+
+    manifest = read_manifest(path)
+    table = read_table(path)
+    root = image_root or manifest.config.get("images")
+    feats = dict(manifest.features)
+    if root and "image" in table.column_names:
+        image = table.column("image").combine_chunks()
+        paths = image.field("path")
+        prefix = str(Path(root).resolve()) + "/"
+        resolved = pc.if_else(pc.is_null(paths), paths, pc.binary_join_element_wise(prefix, paths, ""))
+        image = pa.StructArray.from_arrays([image.field("bytes"), resolved], names=["bytes", "path"])
+        table = table.set_column(table.column_names.index("image"), "image", image)
+        feats["image"] = {"decode": True, "_type": "Image"}
+    return datasets.Dataset(table.cast(with_features(table.schema, feats)),
+                            info=datasets.DatasetInfo(features=datasets.Features.from_dict(feats)))

@@ -1,0 +1,1 @@
+"""The canonical HOI record: Arrow/Features schema, box conventions and taxonomies."""

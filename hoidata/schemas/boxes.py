@@ -1,0 +1,152 @@
+"""The one place where box conventions meet.
+
+Canonical boxes are ``[x1, y1, x2, y2]`` in absolute pixels of the original image, 0-based and
+continuous: a box covering pixel columns 0..9 inclusive is ``[0, 10]``. Every other convention is
+converted here, vectorised over ``(N, 4)`` arrays; ``width``/``height`` may be scalars or ``(N,)``.
+
+Conventions:
+  * ``inclusive`` pixel indices, 1-based (official HICO-DET, MATLAB) or 0-based (PPDM trainval):
+    the last covered pixel is x2, so its continuous right edge is ``x2 + 1 - base``.
+  * ``normalized`` to a scale: 1 (0–1), 100 (HOI-QA grid), 1000 (Qwen2-VL / Qwen3-VL).
+  * ``resized``: absolute pixels on the image after ``smart_resize`` (Qwen2.5-VL).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+import numpy as np
+
+ArrayLike = np.ndarray | list | tuple
+
+
+class BoxOrigin(StrEnum):
+    """How a source file stores pixel boxes."""
+
+    ONE_BASED = "one-based"  # 1-based inclusive pixel indices (official HICO-DET .mat)
+    ZERO_BASED = "zero-based"  # 0-based inclusive pixel indices (PPDM trainval_hico.json)
+    CONTINUOUS = "continuous"  # already canonical: 0-based continuous edges
+
+
+def _as_boxes(boxes: ArrayLike) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {arr.shape}")
+    return arr
+
+
+def _scale_xy(boxes: np.ndarray, sx: ArrayLike | float, sy: ArrayLike | float) -> np.ndarray:
+    sx = np.asarray(sx, dtype=np.float64).reshape(-1, 1)
+    sy = np.asarray(sy, dtype=np.float64).reshape(-1, 1)
+    out = boxes.copy()
+    out[:, 0::2] *= sx
+    out[:, 1::2] *= sy
+    return out
+
+
+def from_inclusive(boxes: ArrayLike, base: int = 1) -> np.ndarray:
+    """Inclusive pixel indices (first pixel ``base``) → canonical continuous edges."""
+    b = _as_boxes(boxes).copy()
+    b[:, :2] -= base
+    b[:, 2:] += 1 - base
+    return b
+
+
+def to_inclusive(boxes: ArrayLike, base: int = 1) -> np.ndarray:
+    """Canonical → inclusive pixel indices (exact inverse of :func:`from_inclusive`)."""
+    b = _as_boxes(boxes).copy()
+    b[:, :2] += base
+    b[:, 2:] -= 1 - base
+    return b
+
+
+def from_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
+    """Source pixel boxes with a declared origin → canonical."""
+    origin = BoxOrigin(origin)
+    if origin is BoxOrigin.ONE_BASED:
+        return from_inclusive(boxes, 1)
+    if origin is BoxOrigin.ZERO_BASED:
+        return from_inclusive(boxes, 0)
+    return _as_boxes(boxes).copy()
+
+
+def to_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
+    """Canonical → source pixel boxes with the given origin."""
+    origin = BoxOrigin(origin)
+    if origin is BoxOrigin.ONE_BASED:
+        return to_inclusive(boxes, 1)
+    if origin is BoxOrigin.ZERO_BASED:
+        return to_inclusive(boxes, 0)
+    return _as_boxes(boxes).copy()
+
+
+def to_normalized(boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float) -> np.ndarray:
+    """Canonical → relative coordinates on ``[0, scale]`` (unrounded; see :func:`quantize`)."""
+    w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
+    return _scale_xy(_as_boxes(boxes), scale / w, scale / h)
+
+
+def from_normalized(boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float) -> np.ndarray:
+    """Relative coordinates on ``[0, scale]`` → canonical pixels."""
+    w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
+    return _scale_xy(_as_boxes(boxes), w / scale, h / scale)
+
+
+def to_resized(
+    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, resized_width: ArrayLike | float,
+    resized_height: ArrayLike | float,
+) -> np.ndarray:
+    """Canonical → absolute pixels on the resized image (Qwen2.5-VL's frame)."""
+    rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
+    return _scale_xy(_as_boxes(boxes), rw / np.asarray(width, dtype=np.float64), rh / np.asarray(height, np.float64))
+
+
+def from_resized(
+    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, resized_width: ArrayLike | float,
+    resized_height: ArrayLike | float,
+) -> np.ndarray:
+    """Absolute pixels on the resized image → canonical."""
+    rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
+    return _scale_xy(_as_boxes(boxes), np.asarray(width, np.float64) / rw, np.asarray(height, np.float64) / rh)
+
+
+def quantize(boxes: ArrayLike, high: float | None = None) -> np.ndarray:
+    """Round to integers as the models write them (half to even, like Python's ``round``), clamped to
+    ``[0, high]`` when ``high`` is given."""
+    b = np.rint(_as_boxes(boxes))
+    if high is not None:
+        b = np.clip(b, 0, high)
+    return b.astype(np.int64)
+
+
+def smart_resize(
+    height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
+) -> tuple[int, int]:
+    """Qwen-VL's resize rule: sides multiples of ``factor``, area within the pixel budget, aspect kept.
+
+    Returns ``(resized_height, resized_width)``, the same as the Qwen processors compute.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio must be at most 200, got {max(height, width) / min(height, width):.1f}")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def union(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """The smallest box holding both boxes (the 'interaction' box)."""
+    a, b = _as_boxes(a), _as_boxes(b)
+    return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)

@@ -1,0 +1,126 @@
+"""The canonical HOI dataset schema, as Arrow types plus the `datasets` Features metadata.
+
+The Features dict is written into every Parquet file's ``huggingface`` metadata, so that
+``datasets.load_dataset("parquet", ...)`` gives back ``Image`` and ``List`` types. It is spelled out
+here (not built with ``datasets``) to keep the data stages free of that import.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+SOURCES = ("hico-det", "swig-hoi", "hoi-qa")
+
+BBOX = pa.list_(pa.float32(), 4)
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+INSTANCE = pa.struct(
+    [("bbox", BBOX), ("label", pa.string()), ("label_id", pa.int32()), ("is_human", pa.bool_())]
+)
+INTERACTION = pa.struct(
+    [
+        ("subject", pa.int32()),
+        ("object", pa.int32()),  # -1: the interaction has no object
+        ("verb", pa.string()),
+        ("verb_id", pa.int32()),
+        ("hoi_id", pa.int32()),
+    ]
+)
+QA_ITEM = pa.struct(
+    [
+        ("task", pa.string()),
+        ("question", pa.string()),  # each "<box>" refers to the next box of question_boxes
+        ("answer", pa.string()),  # each "<box>" refers to the next box of answer_boxes
+        ("question_boxes", pa.list_(BBOX)),
+        ("answer_boxes", pa.list_(BBOX)),
+    ]
+)
+BOX_PLACEHOLDER = "<box>"
+
+SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("image", IMAGE),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("instances", pa.list_(INSTANCE)),
+        ("interactions", pa.list_(INTERACTION)),
+        ("qa", pa.list_(QA_ITEM)),
+    ]
+)
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("record_index", pa.int64()),
+        ("sample_id", pa.string()),
+        ("field", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),  # the record as it was read, so nothing is lost
+    ]
+)
+
+
+def _value(dtype: str) -> dict[str, Any]:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def _list(feature: Any, length: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"feature": feature}
+    if length is not None:
+        out["length"] = length
+    out["_type"] = "List"
+    return out
+
+
+def features(decode_images: bool = True) -> dict[str, Any]:
+    """The `datasets` Features of the canonical schema, as ``Features.to_dict()`` spells them.
+
+    ``decode_images=False`` suits datasets that hold relative image paths and no bytes: `datasets`
+    then hands back ``{"bytes", "path"}`` instead of failing to open a path relative to elsewhere.
+    """
+    bbox = _list(_value("float32"), 4)
+    return {
+        "sample_id": _value("string"),
+        "source": _value("string"),
+        "split": _value("string"),
+        "image": {"decode": decode_images, "_type": "Image"},
+        "width": _value("int32"),
+        "height": _value("int32"),
+        "instances": _list(
+            {"bbox": bbox, "label": _value("string"), "label_id": _value("int32"), "is_human": _value("bool")}
+        ),
+        "interactions": _list(
+            {
+                "subject": _value("int32"),
+                "object": _value("int32"),
+                "verb": _value("string"),
+                "verb_id": _value("int32"),
+                "hoi_id": _value("int32"),
+            }
+        ),
+        "qa": _list(
+            {
+                "task": _value("string"),
+                "question": _value("string"),
+                "answer": _value("string"),
+                "question_boxes": _list(bbox),
+                "answer_boxes": _list(bbox),
+            }
+        ),
+    }
+
+
+def rejects_features() -> dict[str, Any]:
+    return {f.name: _value("int64" if f.type == pa.int64() else "string") for f in REJECTS_SCHEMA}
+
+
+def with_features(schema: pa.Schema, feats: dict[str, Any]) -> pa.Schema:
+    """Attach the `datasets` Features metadata to an Arrow schema."""
+    meta = dict(schema.metadata or {})
+    meta[b"huggingface"] = json.dumps({"info": {"features": feats}}).encode()
+    return schema.with_metadata(meta)

@@ -1,0 +1,135 @@
+"""The flat, columnar form every reader produces, and the helpers readers share.
+
+A reader keeps every input record (bad ones too, marked with an error), so that the convert
+stage can account for each: records in = records out + records rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from hoidata.errors import HoidataError, RecordError
+from hoidata.schemas.boxes import BoxOrigin
+
+
+@dataclass(frozen=True, slots=True)
+class QAItem:
+    """One question/answer pair; boxes are in ``frame`` ("grid100" or "pixels") until converted."""
+
+    task: str
+    question: str
+    answer: str
+    question_boxes: list[list[float]] = field(default_factory=list)
+    answer_boxes: list[list[float]] = field(default_factory=list)
+    frame: str = "grid100"
+
+
+@dataclass
+class SourceBatch:
+    """All records of one annotation file, as flat arrays with per-record offsets.
+
+    Instances of record ``i`` are ``boxes[inst_offsets[i]:inst_offsets[i+1]]``; interactions likewise
+    with ``pair_offsets``. Boxes are still in the file's pixel convention (``box_origin``).
+    """
+
+    source: str  # "hico-det" | "swig-hoi" | "hoi-qa"
+    source_file: str
+    layout: str
+    box_origin: BoxOrigin
+    file_names: list[str]
+    keys: list[str]  # unique per record: becomes the sample id
+    widths: np.ndarray  # int64, -1 where the annotation has no size
+    heights: np.ndarray
+    inst_offsets: np.ndarray
+    boxes: np.ndarray  # (N, 4) float64
+    labels: np.ndarray  # (N,) int64 taxonomy object ids
+    pair_offsets: np.ndarray
+    subjects: np.ndarray  # (M,) int64, index into the record's instances
+    objects: np.ndarray  # (M,) int64, -1 for no object
+    verbs: np.ndarray  # (M,) int64
+    hois: np.ndarray  # (M,) int64, -1 where the file has none: derived from (verb, object)
+    errors: list[RecordError | None]
+    raw: Callable[[int], str]  # the original record i as JSON text, for rejects
+    qa: list[list[QAItem]] | None = None
+    label_names: list[str] | None = None  # free-text labels (HOI-QA), instead of taxonomy ids
+    notes: list[str] = field(default_factory=list)  # told to the user in the summary
+    instance_field: str = "instances"  # how the file names its instance list, for error messages
+    pair_field: str = "interactions"
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, turning every failure into one line that names the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HoidataError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise HoidataError("is a directory, expected a JSON file", file=str(path)) from None
+    except OSError as e:
+        raise HoidataError(f"cannot read: {e.strerror}", file=str(path)) from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        msg = str(e)
+        if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+            raise HoidataError(f"not valid UTF-8 ({msg})", file=str(path)) from None
+        if e.pos >= len(data.rstrip()) - 1:
+            raise HoidataError(f"truncated JSON: ends at line {e.lineno} column {e.colno}", file=str(path)) from None
+        raise HoidataError(f"invalid JSON: {msg}", file=str(path)) from None
+
+
+def dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def offsets_from_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=out[1:])
+    return out
+
+
+def as_box_array(flat: list[Any], what: str) -> np.ndarray:
+    """A list of 4-number boxes as an (N, 4) float64 array; raises ValueError/TypeError if ragged."""
+    if not flat:
+        return np.zeros((0, 4), dtype=np.float64)
+    arr = np.array(flat)
+    if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{what} are not lists of 4 numbers")
+    return arr.astype(np.float64, copy=False)
+
+
+def int_array(values: list[Any]) -> np.ndarray:
+    """Integers as int64; raises TypeError on anything else (floats, strings, None, bools)."""
+    if not values:
+        return np.zeros(0, dtype=np.int64)
+    arr = np.array(values)
+    if arr.dtype.kind not in "iu":
+        raise TypeError("expected integers")
+    return arr.astype(np.int64, copy=False)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**62) < v < 2**62
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def is_box(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(is_number(x) for x in v)
+
+
+def sample_key(file_name: str) -> str:
+    """The stable part of a sample id: the file name without its extension."""
+    stem, dot, ext = file_name.rpartition(".")
+    return stem if dot and "/" not in ext else file_name

@@ -1,0 +1,257 @@
+"""HICO-DET in its three layouts: the official ``anno_bbox.mat``, the PPDM/QPIC JSON and the UPT JSON.
+
+Box origin defaults (``--box-origin`` overrides; see docs/formats in the README):
+  * ``mat``  — one-based: the official 1-based inclusive MATLAB pixels.
+  * ``upt``  — one-based: fredzzhang/hicodet keeps the raw official values.
+  * ``ppdm`` — one-based: ``test_hico.json`` equals the official values (checked on real data).
+    ``trainval_hico.json`` is believed to store official − 1: convert it with ``--box-origin zero-based``.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hoidata.errors import HoidataError, RecordError
+from hoidata.schemas.boxes import BoxOrigin
+from hoidata.schemas.taxonomy import hico_coco_ids, hico_det
+from hoidata.sources.base import (
+    SourceBatch,
+    as_box_array,
+    dumps,
+    int_array,
+    is_box,
+    is_int,
+    offsets_from_counts,
+    read_json,
+    sample_key,
+)
+from hoidata.sources.records import RecordLayout, flatten_records
+
+LAYOUTS = ("mat", "ppdm", "upt")
+DEFAULT_ORIGIN = {"mat": BoxOrigin.ONE_BASED, "upt": BoxOrigin.ONE_BASED, "ppdm": BoxOrigin.ONE_BASED}
+PPDM = RecordLayout(
+    instances="annotations", pairs="hoi_annotation", verb="category_id", hoi="hoi_category_id", verb_base=1, hoi_base=1
+)
+
+
+def detect_layout(path: Path, data: Any = None) -> str:
+    """Which HICO-DET layout a file is in, from its content."""
+    if data is None:
+        with open(path, "rb") as f:
+            head = f.read(128)
+        if head.startswith(b"MATLAB"):
+            return "mat"
+        return detect_layout(path, read_json(path))
+    if isinstance(data, dict) and "annotation" in data and "filenames" in data:
+        return "upt"
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        if "hoi_annotation" in data[0]:
+            return "ppdm"
+        if "hoi_annotations" in data[0]:
+            raise HoidataError("this is a SWIG-HOI file: use `hoidata convert swig`", file=str(path))
+    raise HoidataError(
+        "unknown HICO-DET layout (expected anno_bbox.mat, a PPDM/QPIC list of records, or a UPT "
+        "dict with 'annotation' and 'filenames'; --format forces one)",
+        file=str(path),
+    )
+
+
+def read_hico(path: Path, layout: str | None = None, box_origin: BoxOrigin | None = None, split: str = "") -> SourceBatch:
+    """Read a HICO-DET annotation file in any layout."""
+    path = Path(path)
+    if not path.exists():
+        raise HoidataError("file not found", file=str(path))
+    if layout == "mat" or (layout is None and detect_layout(path) == "mat"):
+        from hoidata.sources.hico_mat import read_mat
+
+        return read_mat(path, split, box_origin or DEFAULT_ORIGIN["mat"])
+    data = read_json(path)
+    layout = layout or detect_layout(path, data)
+    if layout not in LAYOUTS:
+        raise HoidataError(f"unknown format {layout!r}; expected one of {', '.join(LAYOUTS)}", file=str(path))
+    origin = BoxOrigin(box_origin or DEFAULT_ORIGIN[layout])
+    if layout == "upt":
+        return read_upt(path, data, origin)
+    return read_ppdm(path, data, origin, origin_given=box_origin is not None)
+
+
+def read_ppdm(path: Path, data: Any, origin: BoxOrigin, origin_given: bool = True) -> SourceBatch:
+    if not isinstance(data, list):
+        raise HoidataError(f"expected a list of image records, got {type(data).__name__}", file=str(path))
+    flat, errors = flatten_records(data, PPDM)
+    coco_to_hico = np.full(max(hico_coco_ids()) + 1, -1, dtype=np.int64)
+    coco_to_hico[hico_coco_ids()] = np.arange(len(hico_coco_ids()))
+    coco = flat["labels"]
+    known = (coco >= 0) & (coco < len(coco_to_hico))
+    labels = np.full(coco.shape, -1, dtype=np.int64)
+    labels[known] = coco_to_hico[coco[known]]
+    for k in np.flatnonzero(labels < 0):
+        i = int(np.searchsorted(flat["inst_offsets"], k, side="right") - 1)
+        if errors[i] is None:
+            errors[i] = RecordError(
+                f"annotations[{k - flat['inst_offsets'][i]}].category_id",
+                f"{int(coco[k])} is not one of the 80 COCO ids that HICO-DET uses",
+            )
+    flat["labels"] = labels
+    file_names = [r.get("file_name", "") if isinstance(r, dict) and errors[i] is None else "" for i, r in
+                  enumerate(data)]
+    file_names = [f if isinstance(f, str) else "" for f in file_names]
+    widths = np.array([_dim(r, "width", e) for r, e in zip(data, errors, strict=True)], dtype=np.int64)
+    heights = np.array([_dim(r, "height", e) for r, e in zip(data, errors, strict=True)], dtype=np.int64)
+    notes = []
+    has_hoi_ids = bool(len(flat["hois"])) and bool((flat["hois"] >= 0).any())
+    if has_hoi_ids and not origin_given:
+        notes.append(
+            "this PPDM file carries hoi_category_id, as trainval_hico.json does, whose boxes are believed to be "
+            "official − 1: boxes were read as one-based; pass --box-origin zero-based if that is wrong"
+        )
+    return SourceBatch(
+        source="hico-det",
+        source_file=str(path),
+        layout="ppdm",
+        box_origin=origin,
+        file_names=file_names,
+        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(file_names)],
+        widths=widths,
+        heights=heights,
+        errors=errors,
+        raw=lambda i: dumps(data[i]),
+        notes=notes,
+        instance_field="annotations",
+        pair_field="hoi_annotation",
+        **flat,
+    )
+
+
+def _dim(rec: Any, key: str, err: RecordError | None) -> int:
+    return rec[key] if err is None and isinstance(rec, dict) and is_int(rec.get(key)) else -1
+
+
+def check_upt_record(ann: Any, size: Any) -> RecordError | None:
+    if not isinstance(ann, dict):
+        return RecordError("annotation", "expected an object")
+    n = None
+    for key in ("boxes_h", "boxes_o", "hoi", "object", "verb"):
+        v = ann.get(key)
+        if not isinstance(v, list):
+            return RecordError(f"annotation.{key}", "missing or not a list")
+        if n is not None and len(v) != n:
+            return RecordError(f"annotation.{key}", f"has {len(v)} entries, boxes_h has {n}")
+        n = len(v)
+        for k, x in enumerate(v):
+            ok = is_box(x) if key.startswith("boxes") else is_int(x)
+            if not ok:
+                return RecordError(f"annotation.{key}[{k}]", f"expected {'4 numbers' if key.startswith('boxes') else 'an integer'}, got {x!r}")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(is_int(s) and s > 0 for s in size)):
+        return RecordError("size", f"expected [width, height] as positive integers, got {size!r}")
+    return None
+
+
+def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch:
+    """The UPT/pocket layout: one dict of parallel lists; boxes per pair, not per instance."""
+    anns, names, sizes = data.get("annotation"), data.get("filenames"), data.get("size")
+    if not isinstance(anns, list):
+        raise HoidataError("expected a list", file=str(path), field="annotation")
+    if not isinstance(names, list) or len(names) != len(anns):
+        raise HoidataError(f"expected a list of {len(anns)} file names", file=str(path), field="filenames")
+    if sizes is not None and (not isinstance(sizes, list) or len(sizes) != len(anns)):
+        raise HoidataError(f"expected a list of {len(anns)} [width, height] pairs", file=str(path), field="size")
+    n = len(anns)
+    errors: list[RecordError | None] = [None] * n
+    for i, f in enumerate(names):
+        if not isinstance(f, str) or not f:
+            errors[i] = RecordError("filenames", f"expected a non-empty string, got {f!r}")
+    try:
+        pairs = _upt_pairs(anns)
+        size_arr = np.array(sizes, dtype=np.int64).reshape(n, 2) if sizes is not None else np.full((n, 2), -1)
+        if (size_arr <= 0).any():
+            raise ValueError("bad size")
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        for i in range(n):
+            errors[i] = errors[i] or check_upt_record(anns[i], sizes[i] if sizes is not None else None)
+        empty = {"boxes_h": [], "boxes_o": [], "hoi": [], "object": [], "verb": []}
+        pairs = _upt_pairs([a if errors[i] is None else empty for i, a in enumerate(anns)])
+        size_arr = np.array([s if errors[i] is None and sizes is not None else [-1, -1] for i, s in
+                             enumerate(sizes or [None] * n)], dtype=np.int64).reshape(n, 2)
+    original_names = names
+    if any(errors):
+        names = [f if errors[i] is None else "" for i, f in enumerate(names)]
+    batch_arrays = instances_from_pairs(*pairs)
+
+    def raw(i: int) -> str:
+        return dumps({"filename": original_names[i], "annotation": anns[i],
+                      "size": sizes[i] if sizes is not None else None})
+
+    return SourceBatch(
+        source="hico-det",
+        source_file=str(path),
+        layout="upt",
+        box_origin=origin,
+        file_names=names,
+        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(names)],
+        widths=size_arr[:, 0].copy(),
+        heights=size_arr[:, 1].copy(),
+        errors=errors,
+        raw=raw,
+        instance_field="instance",
+        pair_field="annotation.hoi",
+        **batch_arrays,
+    )
+
+
+def _upt_pairs(anns: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
+    counts = [len(a["hoi"]) for a in anns]
+    for key in ("boxes_h", "boxes_o", "object", "verb"):
+        if [len(a[key]) for a in anns] != counts:
+            raise ValueError(f"{key} length differs from hoi")
+    bh = as_box_array(list(chain.from_iterable(a["boxes_h"] for a in anns)), "boxes_h")
+    bo = as_box_array(list(chain.from_iterable(a["boxes_o"] for a in anns)), "boxes_o")
+    objects = int_array(list(chain.from_iterable(a["object"] for a in anns)))
+    verbs = int_array(list(chain.from_iterable(a["verb"] for a in anns)))
+    hois = int_array(list(chain.from_iterable(a["hoi"] for a in anns)))
+    return offsets_from_counts(counts), bh, bo, objects, verbs, hois
+
+
+def instances_from_pairs(
+    pair_offsets: np.ndarray, boxes_h: np.ndarray, boxes_o: np.ndarray, objects: np.ndarray, verbs: np.ndarray,
+    hois: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Turn per-pair boxes into per-image instances: identical (label, box) rows of one image become
+    one instance, numbered in order of first appearance (subject, object, next subject, …)."""
+    n_records = len(pair_offsets) - 1
+    m = len(verbs)
+    record = np.repeat(np.arange(n_records), np.diff(pair_offsets))
+    human = hico_det().human_object_id
+    rows = np.empty((2 * m, 6), dtype=np.float64)
+    rows[0::2, 0] = record
+    rows[1::2, 0] = record
+    rows[0::2, 1] = human
+    rows[1::2, 1] = objects
+    rows[0::2, 2:] = boxes_h
+    rows[1::2, 2:] = boxes_o
+    if m:
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    else:
+        first, inverse = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(first, kind="stable")  # unique rows in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inst_global = rank[inverse.reshape(-1)]
+    kept = rows[first[order]]
+    inst_record = kept[:, 0].astype(np.int64)
+    inst_offsets = offsets_from_counts(np.bincount(inst_record, minlength=n_records))
+    local = inst_global - inst_offsets[record.repeat(2)] if m else inst_global
+    return {
+        "inst_offsets": inst_offsets,
+        "boxes": kept[:, 2:].copy(),
+        "labels": kept[:, 1].astype(np.int64),
+        "pair_offsets": pair_offsets,
+        "subjects": local[0::2].astype(np.int64),
+        "objects": local[1::2].astype(np.int64),
+        "verbs": verbs,
+        "hois": hois,
+    }
