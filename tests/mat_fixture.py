@@ -92,8 +92,8 @@ def list_action(pairs: list[tuple[str, str]] | None = None) -> np.ndarray:
 
 
 def write_mat(path: Path, train: list[dict[str, Any]] | None = None, test: list[dict[str, Any]] | None = None,
-              actions: np.ndarray | None | bool = True) -> Path:
-    """Write an anno_bbox.mat with whichever splits are given."""
+              actions: np.ndarray | bool = True) -> Path:
+    """Write an anno_bbox.mat with whichever splits are given; ``actions=False`` leaves out list_action."""
     out: dict[str, Any] = {}
     if train is not None:
         out["bbox_train"] = images(train)

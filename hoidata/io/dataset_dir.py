@@ -179,6 +179,6 @@ def open_dataset(path: Path | str, image_root: Path | str | None = None) -> Any:
         resolved = pc.if_else(pc.is_null(paths), paths, pc.binary_join_element_wise(prefix, paths, ""))
         image = pa.StructArray.from_arrays([image.field("bytes"), resolved], names=["bytes", "path"])
         table = table.set_column(table.column_names.index("image"), "image", image)
-        feats["image"] = {"decode": True, "_type": "Image"}
+        feats["image"] = {"_type": "Image"}
     return datasets.Dataset(table.cast(with_features(table.schema, feats)),
                             info=datasets.DatasetInfo(features=datasets.Features.from_dict(feats)))

@@ -33,7 +33,10 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def write_parquet_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
     """Write Parquet under a temporary name, fsync, then rename: readers never see half a shard."""
     tmp = _tmp(path)
-    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+    if table.num_rows:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+    else:  # no row group at all: `datasets` cannot read a row group of 0 rows
+        pq.ParquetWriter(tmp, table.schema, compression="zstd").close()
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -88,7 +88,7 @@ def features(decode_images: bool = True) -> dict[str, Any]:
         "sample_id": _value("string"),
         "source": _value("string"),
         "split": _value("string"),
-        "image": {"decode": decode_images, "_type": "Image"},
+        "image": {"_type": "Image"} if decode_images else {"decode": False, "_type": "Image"},
         "width": _value("int32"),
         "height": _value("int32"),
         "instances": _list(

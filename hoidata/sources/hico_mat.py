@@ -300,6 +300,9 @@ def _unwrap(value: Any) -> Any:
 
 
 def _scalar(value: Any) -> Any:
+    """One number from a (1, 1) array (or any 1-element wrapping of it) as a Python scalar."""
+    if type(value) is np.ndarray and value.size == 1 and value.dtype.kind in "iufb":
+        return value.item()  # the common case, kept fast: a real file has ~10^6 of these
     value = _unwrap(value)
     if isinstance(value, np.ndarray):
         if value.size != 1:
@@ -364,6 +367,8 @@ def _plain(value: Any, name: str = "") -> Any:
             return _string(value) if value.size <= 1 else value.tolist()
         if value.dtype == object:
             return [_plain(v) for v in value.ravel(order="F")]
+        if value.dtype.kind == "f" and np.isfinite(value).all() and (value == np.round(value)).all():
+            value = value.astype(np.int64)  # MATLAB doubles holding whole numbers: show 640, not 640.0
         if value.size == 1 and name != "connection":
             return value.reshape(-1)[0].item()
         return value.tolist()

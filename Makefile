@@ -1,0 +1,37 @@
+# `make demo` and `make test` create .venv when missing and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_CORE := $(VENV)/.core-installed
+STAMP_TEST := $(VENV)/.test-installed
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@ $(STAMP_CORE)
+
+demo: $(STAMP_CORE)
+	$(BIN)/hoidata demo --out data/demo
+
+test: $(STAMP_TEST)
+	$(BIN)/ruff check hoidata tests bench
+	$(BIN)/python -m pytest -n 2 --durations=10
+
+bench: $(STAMP_TEST)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check hoidata tests bench
+	$(BIN)/ruff format --check hoidata tests bench
+
+clean:
+	rm -rf $(VENV) data/demo bench/out

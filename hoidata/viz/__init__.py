@@ -1,0 +1,1 @@
+"""Pictures: boxes and interactions drawn on images, contact sheets of samples."""
