@@ -16,7 +16,7 @@ from hoidata.schemas.boxes import BoxOrigin
 from hoidata.schemas.taxonomy import hico_det
 from hoidata.sources.base import SourceBatch
 from hoidata.sources.hico import read_hico, read_upt
-from hoidata.sources.hico_mat import read_mat
+from hoidata.sources.hico_mat import _image_array, _parse_image, read_mat
 
 ONE = BoxOrigin.ONE_BASED
 H = [208, 33, 427, 300]  # one person, repeated in two hois of image 0
@@ -76,9 +76,10 @@ def pairs_of(batch: SourceBatch, i: int) -> list[tuple[list[float], list[float],
     return out
 
 
-@pytest.fixture
-def clean_mat(tmp_path: Path) -> Path:
-    return write_mat(tmp_path / "anno_bbox.mat", train=CLEAN[2:], test=CLEAN)
+@pytest.fixture(scope="module")
+def clean_mat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Written once: savemat of the 600-row list_action is the slow part of these tests."""
+    return write_mat(tmp_path_factory.mktemp("mat") / "anno_bbox.mat", train=CLEAN[2:], test=CLEAN)
 
 
 def test_fixture_is_faithful(clean_mat: Path) -> None:
@@ -156,6 +157,15 @@ def test_record_faults_are_marked_and_others_survive(tmp_path: Path) -> None:
     assert raw["hoi"][1]["bboxobject"] == [{"x1": O1[0], "x2": O1[2], "y1": O1[1], "y2": O1[3]}]
 
 
+def test_squeezed_shapes_read_the_same(clean_mat: Path) -> None:
+    """Singletons collapsed (0-d hoi and boxes, (2,) connection, (0,) empties) parse to the same pairs."""
+    plain = _image_array(clean_mat, "bbox_test", scipy.io.loadmat(str(clean_mat)))
+    squeezed = _image_array(clean_mat, "bbox_test", scipy.io.loadmat(str(clean_mat), squeeze_me=True))
+    assert squeezed[2]["hoi"].shape == () and squeezed[0]["hoi"][0]["connection"].shape == (2,)
+    for a, b in zip(plain, squeezed, strict=True):
+        assert _parse_image(a, 600) == _parse_image(b, 600)
+
+
 def test_raw_is_readable_json(clean_mat: Path) -> None:
     batch = read_mat(clean_mat, "test", ONE)
     raw = orjson.loads(batch.raw(0))
@@ -192,7 +202,7 @@ def test_unknown_split(clean_mat: Path, split: str) -> None:
 
 
 def test_missing_variable(tmp_path: Path) -> None:
-    path = write_mat(tmp_path / "anno_bbox.mat", train=CLEAN)
+    path = write_mat(tmp_path / "anno_bbox.mat", train=CLEAN, actions=False)
     with pytest.raises(HoidataError) as e:
         read_mat(path, "test", ONE)
     assert e.value.field == "bbox_test" and e.value.file == str(path)
@@ -209,7 +219,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(HoidataError, match="not a MATLAB"):
         read_mat(junk, "test", ONE)
     broken = tmp_path / "broken.mat"
-    broken.write_bytes(write_mat(tmp_path / "ok.mat", test=CLEAN).read_bytes()[:300])
+    broken.write_bytes(write_mat(tmp_path / "ok.mat", test=CLEAN, actions=False).read_bytes()[:300])
     with pytest.raises(HoidataError) as e:
         read_mat(broken, "test", ONE)
     assert e.value.file == str(broken) and "\n" not in str(e.value)
@@ -235,5 +245,5 @@ def test_list_action_must_be_ours(tmp_path: Path) -> None:
 
 
 def test_empty_split(tmp_path: Path) -> None:
-    batch = read_mat(write_mat(tmp_path / "anno_bbox.mat", test=[]), "test", ONE)
+    batch = read_mat(write_mat(tmp_path / "anno_bbox.mat", test=[], actions=False), "test", ONE)
     assert len(batch) == 0 and batch.pair_offsets.tolist() == [0] and batch.boxes.shape == (0, 4)

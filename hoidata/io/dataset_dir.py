@@ -126,7 +126,9 @@ class StageRun:
         write_parquet_atomic(self._rejects_path(i), rejects.cast(REJECTS_SCHEMA))
         write_parquet_atomic(self.shard_path(i), table.cast(self.schema))
 
-    def finish(self, records_in: int, timings: dict[str, float] | None = None, **extra: Any) -> Manifest:
+    def finish(
+        self, records_in: int, timings: dict[str, float] | None = None, started: float | None = None, **extra: Any
+    ) -> Manifest:
         """Merge rejects, check records in = out + rejected, write the manifest (the completion mark)."""
         shards, out_count = [], 0
         for i in range(self.num_shards):
@@ -144,7 +146,7 @@ class StageRun:
             config=self.config,
             input_fingerprint=self.fingerprint,
             counts={"in": records_in, "out": out_count, "rejected": rejects.num_rows},
-            timings={**(timings or {}), "total_s": round(time.perf_counter() - self.started, 4)},
+            timings={**(timings or {}), "total_s": round(time.perf_counter() - (started or self.started), 4)},
             shards=shards,
             features=self.features,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -61,6 +61,17 @@ class SourceBatch:
     notes: list[str] = field(default_factory=list)  # told to the user in the summary
     instance_field: str = "instances"  # how the file names its instance list, for error messages
     pair_field: str = "interactions"
+    # how the file names an item's fields in error messages: canonical name ("label", "verb", "hoi",
+    # "subject", "object", "file_name") → the file's own (e.g. "category_id", "action_id")
+    field_names: dict[str, str] = field(default_factory=dict)
+    # for layouts whose instances or pairs are not one list per record (UPT): (kind "instance" or
+    # "pair", global item index, canonical field) → the field's path in the record
+    item_field: Callable[[str, int, str], str] | None = None
+    verb_base: int = 0  # the file's first verb id (1 in PPDM), for error messages
+    hoi_base: int = 0  # the file's first HOI id
+
+    def field_name(self, name: str) -> str:
+        return self.field_names.get(name, name)
 
     def __len__(self) -> int:
         return len(self.file_names)
@@ -76,15 +87,27 @@ def read_json(path: Path) -> Any:
         raise HoidataError("is a directory, expected a JSON file", file=str(path)) from None
     except OSError as e:
         raise HoidataError(f"cannot read: {e.strerror}", file=str(path)) from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (Windows editors write one)
+        data = data[3:]
+    if not data.strip():
+        raise HoidataError("the file is empty, expected JSON", file=str(path))
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
         msg = str(e)
-        if "utf-8" in msg.lower() or "surrogate" in msg.lower():
-            raise HoidataError(f"not valid UTF-8 ({msg})", file=str(path)) from None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as u:
+            line = data.count(b"\n", 0, u.start) + 1
+            col = u.start - (data.rfind(b"\n", 0, u.start) + 1) + 1
+            hint = " (UTF-16?)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+            raise HoidataError(
+                f"not valid UTF-8{hint}: byte 0x{data[u.start]:02x} at line {line} column {col}; save the file as UTF-8",
+                file=str(path),
+            ) from None
         if e.pos >= len(data.rstrip()) - 1:
             raise HoidataError(f"truncated JSON: ends at line {e.lineno} column {e.colno}", file=str(path)) from None
-        raise HoidataError(f"invalid JSON: {msg}", file=str(path)) from None
+        raise HoidataError(f"not valid JSON: {msg}", file=str(path)) from None
 
 
 def dumps(obj: Any) -> str:

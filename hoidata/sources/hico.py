@@ -10,6 +10,7 @@ Box origin defaults (``--box-origin`` overrides; see docs/formats in the README)
 from __future__ import annotations
 
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from hoidata.schemas.boxes import BoxOrigin
 from hoidata.schemas.taxonomy import hico_coco_ids, hico_det
 from hoidata.sources.base import (
     SourceBatch,
-    as_box_array,
     dumps,
     int_array,
     is_box,
@@ -38,14 +38,19 @@ PPDM = RecordLayout(
 )
 
 
+def _is_mat(path: Path) -> bool:
+    """MATLAB files announce themselves in their first bytes."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(6) == b"MATLAB"
+    except IsADirectoryError:
+        return False
+
+
 def detect_layout(path: Path, data: Any = None) -> str:
     """Which HICO-DET layout a file is in, from its content."""
     if data is None:
-        with open(path, "rb") as f:
-            head = f.read(128)
-        if head.startswith(b"MATLAB"):
-            return "mat"
-        return detect_layout(path, read_json(path))
+        return "mat" if _is_mat(path) else detect_layout(path, read_json(path))
     if isinstance(data, dict) and "annotation" in data and "filenames" in data:
         return "upt"
     if isinstance(data, list) and data and isinstance(data[0], dict):
@@ -65,7 +70,7 @@ def read_hico(path: Path, layout: str | None = None, box_origin: BoxOrigin | Non
     path = Path(path)
     if not path.exists():
         raise HoidataError("file not found", file=str(path))
-    if layout == "mat" or (layout is None and detect_layout(path) == "mat"):
+    if layout == "mat" or (layout is None and _is_mat(path)):
         from hoidata.sources.hico_mat import read_mat
 
         return read_mat(path, split, box_origin or DEFAULT_ORIGIN["mat"])
@@ -204,16 +209,25 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
 
 
 def _upt_pairs(anns: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    counts = [len(a["hoi"]) for a in anns]
+    counts = list(map(len, map(itemgetter("hoi"), anns)))
     for key in ("boxes_h", "boxes_o", "object", "verb"):
-        if [len(a[key]) for a in anns] != counts:
+        if list(map(len, map(itemgetter(key), anns))) != counts:
             raise ValueError(f"{key} length differs from hoi")
-    bh = as_box_array(list(chain.from_iterable(a["boxes_h"] for a in anns)), "boxes_h")
-    bo = as_box_array(list(chain.from_iterable(a["boxes_o"] for a in anns)), "boxes_o")
-    objects = int_array(list(chain.from_iterable(a["object"] for a in anns)))
-    verbs = int_array(list(chain.from_iterable(a["verb"] for a in anns)))
-    hois = int_array(list(chain.from_iterable(a["hoi"] for a in anns)))
+    bh = _flat_boxes([a["boxes_h"] for a in anns], "boxes_h")
+    bo = _flat_boxes([a["boxes_o"] for a in anns], "boxes_o")
+    objects, verbs, hois = (int_array(list(chain.from_iterable(map(itemgetter(k), anns))))
+                            for k in ("object", "verb", "hoi"))
     return offsets_from_counts(counts), bh, bo, objects, verbs, hois
+
+
+def _flat_boxes(per_record: list[list[list[float]]], what: str) -> np.ndarray:
+    """Boxes of all records as (N, 4), flattening in C; raises when a box is not 4 numbers."""
+    boxes = list(chain.from_iterable(per_record))
+    if set(map(len, boxes)) - {4}:
+        raise ValueError(f"{what} are not lists of 4 numbers")
+    if not set(map(type, chain.from_iterable(boxes))) <= {int, float}:
+        raise TypeError(f"{what} are not numbers")
+    return np.fromiter(chain.from_iterable(boxes), np.float64, 4 * len(boxes)).reshape(-1, 4)
 
 
 def instances_from_pairs(
@@ -233,14 +247,11 @@ def instances_from_pairs(
     rows[1::2, 1] = objects
     rows[0::2, 2:] = boxes_h
     rows[1::2, 2:] = boxes_o
-    if m:
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    else:
-        first, inverse = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    first, inverse = unique_rows(rows)
     order = np.argsort(first, kind="stable")  # unique rows in order of first appearance
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    inst_global = rank[inverse.reshape(-1)]
+    inst_global = rank[inverse]
     kept = rows[first[order]]
     inst_record = kept[:, 0].astype(np.int64)
     inst_offsets = offsets_from_counts(np.bincount(inst_record, minlength=n_records))
@@ -255,3 +266,21 @@ def instances_from_pairs(
         "verbs": verbs,
         "hois": hois,
     }
+
+
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_index=True, return_inverse=True)[1:]``, several times faster:
+    rows are hashed to one integer, and the (astronomically rare) collision falls back to the exact way."""
+    if not len(rows):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    bits = np.ascontiguousarray(rows + 0.0).view(np.uint64)  # + 0.0 folds -0.0 into 0.0
+    key = np.zeros(len(rows), dtype=np.uint64)
+    for col in bits.T:
+        key = (key ^ col) * np.uint64(0x100000001B3)
+        key ^= key >> np.uint64(29)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(rows[first[inverse]], rows):
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    return first, inverse
