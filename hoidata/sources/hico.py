@@ -53,11 +53,16 @@ def detect_layout(path: Path, data: Any = None) -> str:
         return "mat" if _is_mat(path) else detect_layout(path, read_json(path))
     if isinstance(data, dict) and "annotation" in data and "filenames" in data:
         return "upt"
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        if "hoi_annotation" in data[0]:
+    if isinstance(data, list):
+        # the first record that names its pairs decides: a malformed first record must not hide the layout
+        first = next((r for r in data if isinstance(r, dict) and ("hoi_annotation" in r or "hoi_annotations" in r)),
+                     None)
+        if first is not None and "hoi_annotation" in first:
             return "ppdm"
-        if "hoi_annotations" in data[0]:
+        if first is not None:
             raise HoidataError("this is a SWIG-HOI file: use `hoidata convert swig`", file=str(path))
+        if not data:
+            raise HoidataError("an empty list: no records to convert (--format ppdm accepts it)", file=str(path))
     raise HoidataError(
         "unknown HICO-DET layout (expected anno_bbox.mat, a PPDM/QPIC list of records, or a UPT "
         "dict with 'annotation' and 'filenames'; --format forces one)",
@@ -80,6 +85,9 @@ def read_hico(path: Path, layout: str | None = None, box_origin: BoxOrigin | Non
         raise HoidataError(f"unknown format {layout!r}; expected one of {', '.join(LAYOUTS)}", file=str(path))
     origin = BoxOrigin(box_origin or DEFAULT_ORIGIN[layout])
     if layout == "upt":
+        if not isinstance(data, dict):
+            raise HoidataError(f"expected a UPT dict with 'annotation' and 'filenames', got {type(data).__name__}",
+                               file=str(path))
         return read_upt(path, data, origin)
     return read_ppdm(path, data, origin, origin_given=box_origin is not None)
 
@@ -102,8 +110,8 @@ def read_ppdm(path: Path, data: Any, origin: BoxOrigin, origin_given: bool = Tru
                 f"{int(coco[k])} is not one of the 80 COCO ids that HICO-DET uses",
             )
     flat["labels"] = labels
-    file_names = [r.get("file_name", "") if isinstance(r, dict) and errors[i] is None else "" for i, r in
-                  enumerate(data)]
+    # rejected records keep their file name too, so that rejects.parquet names the sample
+    file_names = [r.get("file_name", "") if isinstance(r, dict) else "" for r in data]
     file_names = [f if isinstance(f, str) else "" for f in file_names]
     widths = np.array([_dim(r, "width", e) for r, e in zip(data, errors, strict=True)], dtype=np.int64)
     heights = np.array([_dim(r, "height", e) for r, e in zip(data, errors, strict=True)], dtype=np.int64)
@@ -128,6 +136,10 @@ def read_ppdm(path: Path, data: Any, origin: BoxOrigin, origin_given: bool = Tru
         notes=notes,
         instance_field="annotations",
         pair_field="hoi_annotation",
+        field_names={"label": "category_id", "verb": "category_id", "hoi": "hoi_category_id",
+                     "subject": "subject_id", "object": "object_id"},
+        verb_base=1,
+        hoi_base=1,
         **flat,
     )
 
@@ -172,9 +184,9 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
             errors[i] = RecordError("filenames", f"expected a non-empty string, got {f!r}")
     try:
         pairs = _upt_pairs(anns)
-        size_arr = np.array(sizes, dtype=np.int64).reshape(n, 2) if sizes is not None else np.full((n, 2), -1)
-        if (size_arr <= 0).any():
-            raise ValueError("bad size")
+        size_arr = np.array(sizes).reshape(n, 2) if sizes is not None else np.full((n, 2), -1)
+        if sizes is not None and (size_arr.dtype.kind not in "iu" or (size_arr <= 0).any()):
+            raise ValueError("bad size")  # strings, floats, booleans or non-positive values
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         for i in range(n):
             errors[i] = errors[i] or check_upt_record(anns[i], sizes[i] if sizes is not None else None)
@@ -184,8 +196,24 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
                              enumerate(sizes or [None] * n)], dtype=np.int64).reshape(n, 2)
     original_names = names
     if any(errors):
-        names = [f if errors[i] is None else "" for i, f in enumerate(names)]
-    batch_arrays = instances_from_pairs(*pairs)
+        names = [f if isinstance(f, str) else "" for f in names]
+    pair_offsets = pairs[0]
+    for k in np.flatnonzero(pairs[5] < 0).tolist():  # every UPT pair carries its HOI id
+        i = int(np.searchsorted(pair_offsets, k, side="right") - 1)
+        errors[i] = errors[i] or RecordError(f"annotation.hoi[{k - pair_offsets[i]}]",
+                                             f"HOI id {int(pairs[5][k])} is outside 0..599")
+    batch_arrays = instances_from_pairs(*pairs, with_first_rows=True)
+    first_rows = batch_arrays.pop("first_rows")
+
+    def item_field(kind: str, k: int, name: str) -> str:
+        """Instances are made from the pairs' boxes: name the pair entry an instance came from first."""
+        if kind == "pair":
+            pair, name = k, {"subject": "boxes_h", "object": "boxes_o"}.get(name, name)
+        else:
+            row = int(first_rows[k])
+            pair, name = row // 2, "object" if name == "label" else ("boxes_h", "boxes_o")[row % 2]
+        i = int(np.searchsorted(pair_offsets, pair, side="right") - 1)
+        return f"annotation.{name}[{pair - pair_offsets[i]}]"
 
     def raw(i: int) -> str:
         return dumps({"filename": original_names[i], "annotation": anns[i],
@@ -204,6 +232,8 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
         raw=raw,
         instance_field="instance",
         pair_field="annotation.hoi",
+        field_names={"file_name": "filenames"},
+        item_field=item_field,
         **batch_arrays,
     )
 
@@ -232,7 +262,7 @@ def _flat_boxes(per_record: list[list[list[float]]], what: str) -> np.ndarray:
 
 def instances_from_pairs(
     pair_offsets: np.ndarray, boxes_h: np.ndarray, boxes_o: np.ndarray, objects: np.ndarray, verbs: np.ndarray,
-    hois: np.ndarray,
+    hois: np.ndarray, with_first_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """Turn per-pair boxes into per-image instances: identical (label, box) rows of one image become
     one instance, numbered in order of first appearance (subject, object, next subject, …)."""
@@ -265,7 +295,7 @@ def instances_from_pairs(
         "objects": local[1::2].astype(np.int64),
         "verbs": verbs,
         "hois": hois,
-    }
+    } | ({"first_rows": first[order]} if with_first_rows else {})  # row 2p: pair p's human, 2p+1: its object
 
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -64,9 +64,23 @@ def check_record(rec: Any, layout: RecordLayout) -> RecordError | None:
     return None
 
 
+_MISSING = -(2**62)  # stands for an absent optional HOI id while flattening
+
+
+def _dims_ok(r: dict[str, Any]) -> bool:
+    return all(d not in r or (is_int(r[d]) and r[d] > 0) for d in ("width", "height"))
+
+
 def _flatten(records: list[dict[str, Any]], layout: RecordLayout) -> dict[str, Any]:
+    """Raises (KeyError, TypeError, ValueError…) on any structural fault; see :func:`check_record`."""
     insts = [r[layout.instances] for r in records]
     pairs = [r[layout.pairs] for r in records]
+    # an empty dict or string would pass len() and iteration below; items that are not objects fail there
+    if not (all(type(x) is list for x in insts) and all(type(x) is list for x in pairs)):
+        raise TypeError("instances or pairs are not lists")
+    if not all(type(r.get("file_name")) is str and r["file_name"] and ("width" not in r and "height" not in r
+               or _dims_ok(r)) for r in records):
+        raise TypeError("bad file_name, width or height")
     n_inst = [len(x) for x in insts]
     n_pair = [len(x) for x in pairs]
     total_i, total_p = sum(n_inst), sum(n_pair)
@@ -76,11 +90,13 @@ def _flatten(records: list[dict[str, Any]], layout: RecordLayout) -> dict[str, A
     objects = int_array([p["object_id"] for x in pairs for p in x])
     verbs = int_array([p[layout.verb] for x in pairs for p in x]) - layout.verb_base
     if layout.hoi:
-        base, key = layout.hoi_base, layout.hoi
-        hois = int_array([p.get(key, base - 1) for x in pairs for p in x]) - base
+        key = layout.hoi
+        given = int_array([p.get(key, _MISSING) for x in pairs for p in x])
+        # -1: none given; -2: given, but below the first id (told apart in _mark_bad_hoi_ids)
+        hois = np.where(given == _MISSING, -1, np.where(given < layout.hoi_base, -2, given - layout.hoi_base))
     else:
         hois = np.full(total_p, -1, dtype=np.int64)
-    if len(boxes) != total_i:
+    if len(boxes) != total_i or len(labels) != total_i or len(verbs) != total_p:
         raise ValueError("instance count mismatch")
     return {
         "inst_offsets": offsets_from_counts(n_inst),
@@ -94,18 +110,36 @@ def _flatten(records: list[dict[str, Any]], layout: RecordLayout) -> dict[str, A
     }
 
 
+def _mark_bad_hoi_ids(records: list[Any], flat: dict[str, Any], layout: RecordLayout,
+                      errors: list[RecordError | None]) -> None:
+    """Reject HOI ids given below the file's first id (e.g. 0 in a 1-based file); they then read as none."""
+    low = np.flatnonzero(flat["hois"] < -1)
+    if not layout.hoi or not len(low):
+        return
+    pair_offsets = flat["pair_offsets"]
+    for k in low.tolist():
+        i = int(np.searchsorted(pair_offsets, k, side="right") - 1)
+        local = k - int(pair_offsets[i])
+        if errors[i] is None:
+            value = records[i][layout.pairs][local][layout.hoi]
+            errors[i] = RecordError(f"{layout.pairs}[{local}].{layout.hoi}",
+                                    f"HOI id {value} is below the first id, {layout.hoi_base}")
+    flat["hois"][low] = -1
+
+
 def flatten_records(records: list[Any], layout: RecordLayout) -> tuple[dict[str, Any], list[RecordError | None]]:
     """Flat arrays for all records, plus one error (or None) per record; bad records are empty."""
     errors: list[RecordError | None] = [None] * len(records)
     try:
-        return _flatten(records, layout), errors
+        flat = _flatten(records, layout)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError):
-        pass
-    empty = {"file_name": "", layout.instances: [], layout.pairs: []}
-    cleaned = []
-    for i, rec in enumerate(records):
-        err = check_record(rec, layout)
-        errors[i] = err
-        cleaned.append(rec if err is None else empty)
-    return _flatten(cleaned, layout), errors
-
+        empty = {"file_name": "<rejected>", layout.instances: [], layout.pairs: []}
+        cleaned = []
+        for i, rec in enumerate(records):
+            err = check_record(rec, layout)
+            errors[i] = err
+            cleaned.append(rec if err is None else empty)
+        flat = _flatten(cleaned, layout)
+        records = cleaned
+    _mark_bad_hoi_ids(records, flat, layout, errors)
+    return flat, errors
