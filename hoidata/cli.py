@@ -52,26 +52,39 @@ def _root(
     """hoidata: exact, resumable HOI data pipelines for Qwen-VL-style models."""
 
 
-Annotations = Annotated[Path, typer.Option("--annotations", "-a", help="Annotation file.", show_default=False)]
+Annotations = Annotated[
+    Path, typer.Option("--annotations", "-a", help="Annotation file.", show_default=False)
+]
 Images = Annotated[
     Path | None, typer.Option("--images", "-i", help="Image root; image paths are stored relative to it.")
 ]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.", show_default=False)]
-Split = Annotated[str | None, typer.Option(help="Split name (default: 'train' or 'test' from the file name).")]
+Split = Annotated[
+    str | None, typer.Option(help="Split name (default: 'train' or 'test' from the file name).")
+]
 BoxOriginOpt = Annotated[
     Origin | None,
-    typer.Option("--box-origin", help="Pixel convention of the file's boxes (default: per layout, see README)."),
+    typer.Option(
+        "--box-origin", help="Pixel convention of the file's boxes (default: per layout, see README)."
+    ),
 ]
-EmbedImages = Annotated[bool, typer.Option("--embed-images", help="Store each image's original bytes (no re-encoding).")]
+EmbedImages = Annotated[
+    bool, typer.Option("--embed-images", help="Store each image's original bytes (no re-encoding).")
+]
 ImageCheck = Annotated[
-    bool, typer.Option("--image-check/--no-image-check", help="Open each image header; reject missing/unreadable.")
+    bool,
+    typer.Option("--image-check/--no-image-check", help="Open each image header; reject missing/unreadable."),
 ]
-ClipBoxes = Annotated[bool, typer.Option("--clip-boxes", help="Clamp boxes to the image instead of rejecting.")]
+ClipBoxes = Annotated[
+    bool, typer.Option("--clip-boxes", help="Clamp boxes to the image instead of rejecting.")
+]
 ShardSize = Annotated[int, typer.Option(help="Records per Parquet shard.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")]
 
 
 def _split_from_name(split: str | None, path: Path) -> str:
+    if not path.exists():  # the first thing to tell, before any question about the split
+        raise HoidataError("file not found", file=str(path))
     if split:
         return split
     name = path.name.lower()
@@ -110,20 +123,25 @@ def _print_summary(manifest: object, out: Path) -> None:
         typer.echo(f"  note: {note}")
 
 
-@convert_app.command("hico", epilog="""Examples:
+@convert_app.command(
+    "hico",
+    epilog="""Examples:
 
     hoidata convert hico -a anno_bbox.mat --split test -i hico_20160224_det/images/test2015 -o data/hico-test
 
     hoidata convert hico -a test_hico.json -i images/test2015 -o data/hico-test --embed-images
 
     hoidata convert hico -a trainval_hico.json --box-origin zero-based -i images/train2015 -o data/hico-train
-""")
+""",
+)
 def convert_hico(
     annotations: Annotations,
     out: Out,
     images: Images = None,
     split: Split = None,
-    format: Annotated[HicoFormat | None, typer.Option("--format", help="Force a layout (default: detected).")] = None,
+    format: Annotated[
+        HicoFormat | None, typer.Option("--format", help="Force a layout (default: detected).")
+    ] = None,
     box_origin: BoxOriginOpt = None,
     embed_images: EmbedImages = False,
     image_check: ImageCheck = True,
@@ -138,19 +156,30 @@ def convert_hico(
     `--box-origin zero-based`).
     """
     _run_convert(
-        source="hico", annotations=str(annotations), images=str(images) if images else None,
-        split=_split_from_name(split, annotations), format=format.value if format else None,
-        box_origin=box_origin.value if box_origin else None, embed_images=embed_images, image_check=image_check,
-        clip_boxes=clip_boxes, shard_size=shard_size, out=out, overwrite=overwrite,
+        source="hico",
+        annotations=str(annotations),
+        images=str(images) if images else None,
+        split=_split_from_name(split, annotations),
+        format=format.value if format else None,
+        box_origin=box_origin.value if box_origin else None,
+        embed_images=embed_images,
+        image_check=image_check,
+        clip_boxes=clip_boxes,
+        shard_size=shard_size,
+        out=out,
+        overwrite=overwrite,
     )
 
 
-@convert_app.command("swig", epilog="""Examples:
+@convert_app.command(
+    "swig",
+    epilog="""Examples:
 
     hoidata convert swig -a swig_trainval_1000.json -i swig/images_512 -o data/swig-train
 
     hoidata convert swig -a swig_test_1000.json -i swig/images_512 -o data/swig-test --embed-images
-""")
+""",
+)
 def convert_swig(
     annotations: Annotations,
     out: Out,
@@ -165,26 +194,37 @@ def convert_swig(
 ) -> None:
     """SWIG-HOI JSON (`box_annotations`, `hoi_annotations`); boxes are continuous pixels by default."""
     _run_convert(
-        source="swig", annotations=str(annotations), images=str(images) if images else None,
-        split=_split_from_name(split, annotations), box_origin=box_origin.value if box_origin else None,
-        embed_images=embed_images, image_check=image_check, clip_boxes=clip_boxes, shard_size=shard_size,
-        out=out, overwrite=overwrite,
+        source="swig",
+        annotations=str(annotations),
+        images=str(images) if images else None,
+        split=_split_from_name(split, annotations),
+        box_origin=box_origin.value if box_origin else None,
+        embed_images=embed_images,
+        image_check=image_check,
+        clip_boxes=clip_boxes,
+        shard_size=shard_size,
+        out=out,
+        overwrite=overwrite,
     )
 
 
-@convert_app.command("hoiqa", epilog="""Examples:
+@convert_app.command(
+    "hoiqa",
+    epilog="""Examples:
 
     hoidata convert hoiqa -a epic-kitchens-train.json -i EPIC_Kitchens/frames -o data/hoiqa-epic-train
 
     hoidata convert hoiqa -a epic-visor-test.json -i VISOR -o data/hoiqa-visor --image-size 1920x1080
-""")
+""",
+)
 def convert_hoiqa(
     annotations: Annotations,
     out: Out,
     images: Images = None,
     split: Split = None,
     format: Annotated[
-        HoiqaFormat | None, typer.Option("--format", help="train (conversations), test (dict) or visor (list).")
+        HoiqaFormat | None,
+        typer.Option("--format", help="train (conversations), test (dict) or visor (list)."),
     ] = None,
     image_size: Annotated[
         str | None, typer.Option(help="WxH used when an image's size is unknown (e.g. 456x256 for EPIC).")
@@ -203,15 +243,25 @@ def convert_hoiqa(
         except ValueError:
             raise HoidataError(f"--image-size must look like 456x256, got {image_size!r}") from None
     _run_convert(
-        source="hoiqa", annotations=str(annotations), images=str(images) if images else None,
-        split=_split_from_name(split, annotations), format=format.value if format else None, image_size=size,
-        embed_images=embed_images, image_check=image_check, shard_size=shard_size, out=out, overwrite=overwrite,
+        source="hoiqa",
+        annotations=str(annotations),
+        images=str(images) if images else None,
+        split=_split_from_name(split, annotations),
+        format=format.value if format else None,
+        image_size=size,
+        embed_images=embed_images,
+        image_check=image_check,
+        shard_size=shard_size,
+        out=out,
+        overwrite=overwrite,
     )
 
 
 @app.command(epilog="Example:\n\n    hoidata demo --out data/demo")
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path("data/demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
+        "data/demo"
+    ),
 ) -> None:
     """Run the whole chain on a small synthetic dataset that hoidata draws itself (CPU, about a minute)."""
     from hoidata.pipelines.demo import run_demo
@@ -223,7 +273,7 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (``--debug`` shows the traceback)."""
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("HOIDATA_DEBUG"))
     try:
-        app()
+        app(args=[a for a in sys.argv[1:] if a != "--debug"])  # --debug is accepted anywhere on the line
     except HoidataError as e:
         if debug:
             raise
@@ -238,6 +288,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to resume", err=True)
         sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # typer turns Ctrl-C inside a command into exit code 130, silently
+            typer.echo("interrupted: rerun the same command to resume", err=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ class HoidataError(Exception):
     """An error caused by the user's input or options; the CLI prints it as one line, exit code 2."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, record: int | str | None = None, field: str | None = None
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        record: int | str | None = None,
+        field: str | None = None,
     ) -> None:
         self.message, self.file, self.record, self.field = message, file, record, field
         where = locate(file, record, field)

@@ -51,8 +51,15 @@ def boxes(rows: Any) -> np.ndarray:
     """[x1, y1, x2, y2] boxes as a (1, M) struct with fields stored x1, x2, y1, y2 (uint16, as MATLAB)."""
     if isinstance(rows, np.ndarray):
         return rows
-    recs = [{"x1": scalar(b[0], np.uint16), "x2": scalar(b[2], np.uint16), "y1": scalar(b[1], np.uint16),
-             "y2": scalar(b[3], np.uint16)} for b in rows]
+    recs = [
+        {
+            "x1": scalar(b[0], np.uint16),
+            "x2": scalar(b[2], np.uint16),
+            "y1": scalar(b[1], np.uint16),
+            "y2": scalar(b[3], np.uint16),
+        }
+        for b in rows
+    ]
     return struct(BOX_FIELDS, recs, (1, len(recs)))
 
 
@@ -60,20 +67,34 @@ def hoi(spec: dict[str, Any]) -> dict[str, Any]:
     """One hoi entry; invisible ones get (0, 0) empties, as in the real file."""
     hid = spec["id"] if isinstance(spec["id"], np.ndarray) else scalar(spec["id"])
     if spec.get("invis", 0):
-        return {"id": hid, "bboxhuman": empty(), "bboxobject": empty(), "connection": empty(),
-                "invis": scalar(1, np.uint8)}
+        return {
+            "id": hid,
+            "bboxhuman": empty(),
+            "bboxobject": empty(),
+            "connection": empty(),
+            "invis": scalar(1, np.uint8),
+        }
     conn = spec["conn"] if isinstance(spec["conn"], np.ndarray) else np.array(spec["conn"], np.float64)
-    return {"id": hid, "bboxhuman": boxes(spec["h"]), "bboxobject": boxes(spec["o"]),
-            "connection": np.atleast_2d(conn), "invis": scalar(0, np.uint8)}
+    return {
+        "id": hid,
+        "bboxhuman": boxes(spec["h"]),
+        "bboxobject": boxes(spec["o"]),
+        "connection": np.atleast_2d(conn),
+        "invis": scalar(0, np.uint8),
+    }
 
 
 def image(spec: dict[str, Any]) -> dict[str, Any]:
     w, h = spec["size"]
-    size = struct(("width", "height", "depth"),
-                  [{"width": scalar(w), "height": scalar(h), "depth": scalar(3)}], (1, 1))
+    size = struct(
+        ("width", "height", "depth"), [{"width": scalar(w), "height": scalar(h), "depth": scalar(3)}], (1, 1)
+    )
     hois = [hoi(s) for s in spec["hois"]]
-    return {"filename": np.array([spec["filename"]]), "size": size,
-            "hoi": struct(HOI_FIELDS, hois, (1, len(hois)))}
+    return {
+        "filename": np.array([spec["filename"]]),
+        "size": size,
+        "hoi": struct(HOI_FIELDS, hois, (1, len(hois))),
+    }
 
 
 def images(specs: list[dict[str, Any]]) -> np.ndarray:
@@ -86,13 +107,24 @@ def list_action(pairs: list[tuple[str, str]] | None = None) -> np.ndarray:
     tax = hico_det()
     if pairs is None:
         pairs = [(tax.verbs[v], tax.objects[o]) for v, o in zip(tax.hoi_verb, tax.hoi_object, strict=True)]
-    rows = [{"nname": np.array([o]), "vname": np.array([v]), "vname_ing": np.array([v + "ing"]),
-             "syn": np.zeros((0, 0))} for v, o in pairs]
+    rows = [
+        {
+            "nname": np.array([o]),
+            "vname": np.array([v]),
+            "vname_ing": np.array([v + "ing"]),
+            "syn": np.zeros((0, 0)),
+        }
+        for v, o in pairs
+    ]
     return struct(("nname", "vname", "vname_ing", "syn"), rows, (len(rows), 1))
 
 
-def write_mat(path: Path, train: list[dict[str, Any]] | None = None, test: list[dict[str, Any]] | None = None,
-              actions: np.ndarray | bool = True) -> Path:
+def write_mat(
+    path: Path,
+    train: list[dict[str, Any]] | None = None,
+    test: list[dict[str, Any]] | None = None,
+    actions: np.ndarray | bool = True,
+) -> Path:
     """Write an anno_bbox.mat with whichever splits are given; ``actions=False`` leaves out list_action."""
     out: dict[str, Any] = {}
     if train is not None:
@@ -129,5 +161,8 @@ def upt(specs: list[dict[str, Any]]) -> dict[str, Any]:
                 a["object"].append(int(tax.hoi_object[h["id"] - 1]))
                 a["verb"].append(int(tax.hoi_verb[h["id"] - 1]))
         anns.append(a)
-    return {"annotation": anns, "filenames": [s["filename"] for s in specs],
-            "size": [list(s["size"]) for s in specs]}
+    return {
+        "annotation": anns,
+        "filenames": [s["filename"] for s in specs],
+        "size": [list(s["size"]) for s in specs],
+    }

@@ -61,7 +61,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         except SystemExit as e:
             code = e.code
         captured = capsys.readouterr()
-        return Result(code if isinstance(code, int) else (0 if code is None else 1), captured.out, captured.err)
+        return Result(
+            code if isinstance(code, int) else (0 if code is None else 1), captured.out, captured.err
+        )
 
     return run
 
@@ -69,7 +71,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
 def subprocess_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "HOIDATA_DEBUG"}
     exe = [str(HOIDATA)] if HOIDATA.exists() else [sys.executable, "-m", "hoidata"]
-    return subprocess.run([*exe, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [*exe, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def assert_file_error(res: Result, *needles: str) -> str:
@@ -94,11 +98,14 @@ def load_out(out: Path, tmp_path: Path) -> tuple[list[dict[str, Any]], list[dict
     """The kept rows (through `datasets`), the rejects and the manifest of a dataset directory."""
     import datasets
 
-    ds = datasets.load_dataset("parquet", data_dir=str(out), cache_dir=str(tmp_path / "hf-cache"))
-    (split,) = ds.keys()
-    rows = ds[split].to_list()
-    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
     manifest = json.loads((out / "manifest.json").read_text())
+    if manifest["counts"]["out"]:
+        ds = datasets.load_dataset("parquet", data_dir=str(out), cache_dir=str(tmp_path / "hf-cache"))
+        (split,) = ds.keys()
+        rows = ds[split].to_list()
+    else:  # `datasets` refuses a split without rows
+        rows = pq.read_table(out / "data").to_pylist()
+    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
     counts = manifest["counts"]
     assert counts["in"] == counts["out"] + counts["rejected"]
     assert counts["out"] == len(rows)
@@ -170,49 +177,117 @@ class Case:
 # Structural faults: they send the reader down its record-by-record path.
 PPDM_STRUCTURAL = [
     Case("bbox_string", _set("annotations.0.bbox", "320,306,359,349"), "annotations[0].bbox", "4 numbers"),
-    Case("bbox_three_numbers", _set("annotations.2.bbox", [270, 303, 311]), "annotations[2].bbox", "4 numbers"),
+    Case(
+        "bbox_three_numbers", _set("annotations.2.bbox", [270, 303, 311]), "annotations[2].bbox", "4 numbers"
+    ),
     Case("category_float", _set("annotations.1.category_id", 15.0), "annotations[1].category_id", "integer"),
-    Case("subject_missing", _set("hoi_annotation.1.subject_id", _DELETE), "hoi_annotation[1].subject_id", "integer"),
-    Case("verb_string", _set("hoi_annotation.0.category_id", "88"), "hoi_annotation[0].category_id", "integer"),
-    Case("not_an_object", lambda r: ["HICO_test2015_00000001.jpg", r["annotations"]], "<record>", "expected an object"),
+    Case(
+        "subject_missing",
+        _set("hoi_annotation.1.subject_id", _DELETE),
+        "hoi_annotation[1].subject_id",
+        "integer",
+    ),
+    Case(
+        "verb_string", _set("hoi_annotation.0.category_id", "88"), "hoi_annotation[0].category_id", "integer"
+    ),
+    Case(
+        "not_an_object",
+        lambda r: ["HICO_test2015_00000001.jpg", r["annotations"]],
+        "<record>",
+        "expected an object",
+    ),
     Case("annotations_not_list", _set("annotations", {"bbox": [1, 2, 3, 4]}), "annotations", "not a list"),
     Case("annotations_empty_dict", _set("annotations", {}), "annotations", "not a list"),
     Case("pairs_not_list", _set("hoi_annotation", "none"), "hoi_annotation", "not a list"),
     Case("pair_not_object", _set("hoi_annotation.1", [2, 1, 88]), "hoi_annotation[1]", "expected an object"),
     Case("file_name_missing", _set("file_name", _DELETE), "file_name", "missing"),
     Case("file_name_number", _set("file_name", 17), "file_name", "string"),
-    Case("width_string", lambda r: r.update(width="640", height=427), "width", "positive integer"),
-    Case("hoi_id_string", _set("hoi_annotation.0.hoi_category_id", "246"), "hoi_annotation[0].hoi_category_id",
-         "integer"),
+    Case("width_string", lambda r: {**r, "width": "640", "height": 427}, "width", "positive integer"),
+    Case(
+        "hoi_id_string",
+        _set("hoi_annotation.0.hoi_category_id", "246"),
+        "hoi_annotation[0].hoi_category_id",
+        "integer",
+    ),
 ]
 
 # Semantic faults: well-formed JSON whose values are wrong; the fast path reads them.
 PPDM_SEMANTIC = [
     Case("inverted_box", _set("annotations.2.bbox", [311, 303, 270, 350]), "annotations[2].bbox", "inverted"),
-    Case("empty_box", _set("annotations.1.bbox", [148, 345, 148, 414]), "annotations[1].bbox", "inverted or empty"),
-    Case("out_of_image_box", lambda r: r.update(width=640, height=427) or _set("annotations.1.bbox", [148, 345, 700, 414])(r),
-         "annotations[1].bbox", "outside the 640x427 image"),
+    # one-based inclusive: x2 = x1 - 1 covers no pixel
+    Case(
+        "empty_box",
+        _set("annotations.1.bbox", [148, 345, 147, 414]),
+        "annotations[1].bbox",
+        "inverted or empty",
+    ),
+    Case(
+        "out_of_image_box",
+        lambda r: r.update(width=640, height=427) or _set("annotations.1.bbox", [148, 345, 700, 414])(r),
+        "annotations[1].bbox",
+        "outside the 640x427 image",
+    ),
     Case("coco_id_12", _set("annotations.1.category_id", 12), "annotations[1].category_id", "12"),
     Case("coco_id_negative", _set("annotations.1.category_id", -3), "annotations[1].category_id", "-3"),
     Case("verb_118", _set("hoi_annotation.0.category_id", 118), "hoi_annotation[0].category_id", "118"),
-    Case("verb_0", _set("hoi_annotation.1.category_id", 0), "hoi_annotation[1].category_id", "verb 0 "),
-    Case("not_a_hoi_class", _set("hoi_annotation.1.category_id", hico_invalid_verb(15)),
-         "hoi_annotation[1].category_id", "not a hico-det HOI class"),
-    Case("hoi_id_disagrees", _set("hoi_annotation.0.hoi_category_id", hico_hoi(88, 15) % 600 + 1),
-         "hoi_annotation[0].hoi_category_id", f"→ {hico_hoi(88, 15)}"),
-    Case("hoi_id_zero", _set("hoi_annotation.0.hoi_category_id", 0), "hoi_annotation[0].hoi_category_id", "0"),
-    Case("hoi_id_601", _set("hoi_annotation.1.hoi_category_id", 601), "hoi_annotation[1].hoi_category_id", "601"),
-    Case("subject_out_of_range", _set("hoi_annotation.1.subject_id", 3), "hoi_annotation[1].subject_id",
-         "out of range"),
-    Case("object_out_of_range", _set("hoi_annotation.0.object_id", 7), "hoi_annotation[0].object_id", "out of range"),
-    Case("subject_negative", _set("hoi_annotation.0.subject_id", -1), "hoi_annotation[0].subject_id", "out of range"),
-    Case("subject_not_person", _set("hoi_annotation.1.subject_id", 1), "hoi_annotation[1].subject_id",
-         "not a person"),
+    Case("verb_0", _set("hoi_annotation.1.category_id", 0), "hoi_annotation[1].category_id", "verb id 0 "),
+    Case(
+        "not_a_hoi_class",
+        _set("hoi_annotation.1.category_id", hico_invalid_verb(15)),
+        "hoi_annotation[1].category_id",
+        "not a hico-det HOI class",
+    ),
+    Case(
+        "hoi_id_disagrees",
+        _set("hoi_annotation.0.hoi_category_id", hico_hoi(88, 15) % 600 + 1),
+        "hoi_annotation[0].hoi_category_id",
+        f"→ {hico_hoi(88, 15)}",
+    ),
+    Case(
+        "hoi_id_zero",
+        _set("hoi_annotation.0.hoi_category_id", 0),
+        "hoi_annotation[0].hoi_category_id",
+        "HOI id 0 is below the first id",
+    ),
+    Case(
+        "hoi_id_601",
+        _set("hoi_annotation.1.hoi_category_id", 601),
+        "hoi_annotation[1].hoi_category_id",
+        "601",
+    ),
+    Case(
+        "subject_out_of_range",
+        _set("hoi_annotation.1.subject_id", 3),
+        "hoi_annotation[1].subject_id",
+        "out of range",
+    ),
+    Case(
+        "object_out_of_range",
+        _set("hoi_annotation.0.object_id", 7),
+        "hoi_annotation[0].object_id",
+        "out of range",
+    ),
+    Case(
+        "subject_negative",
+        _set("hoi_annotation.0.subject_id", -1),
+        "hoi_annotation[0].subject_id",
+        "out of range",
+    ),
+    Case(
+        "subject_not_person",
+        _set("hoi_annotation.1.subject_id", 1),
+        "hoi_annotation[1].subject_id",
+        "not a person",
+    ),
     Case("escapes_dotdot", _set("file_name", "../x.jpg"), "file_name", "escapes the image root"),
     Case("escapes_nested", _set("file_name", "a/../../x.jpg"), "file_name", "escapes the image root"),
     Case("escapes_absolute", _set("file_name", "/etc/x.jpg"), "file_name", "escapes the image root"),
-    Case("zero_in_one_based", _set("annotations.1.bbox", [0, 345, 376, 414]), "annotations[1].bbox",
-         "--box-origin"),
+    Case(
+        "zero_in_one_based",
+        _set("annotations.1.bbox", [0, 345, 376, 414]),
+        "annotations[1].bbox",
+        "--box-origin",
+    ),
 ]
 
 
@@ -232,7 +307,7 @@ def _ppdm_file_with(cases: list[Case], n_good: int = 6) -> tuple[list[Any], dict
         bad = case.mutate(bad)
         where[len(records)] = case
         records.append(bad)
-    for g in good[len(cases):]:
+    for g in good[len(cases) :]:
         records.append(g)
         kept.append(g["file_name"])
     # a duplicate of the first good record
@@ -242,8 +317,13 @@ def _ppdm_file_with(cases: list[Case], n_good: int = 6) -> tuple[list[Any], dict
     return records, where, kept
 
 
-def check_rejects(rejects: list[dict[str, Any]], records: list[Any], where: dict[int, Case], file: Path,
-                  raw_equal: bool = True) -> None:
+def check_rejects(
+    rejects: list[dict[str, Any]],
+    records: list[Any],
+    where: dict[int, Case],
+    file: Path,
+    raw_equal: bool = True,
+) -> None:
     by_index = {r["record_index"]: r for r in rejects}
     assert sorted(by_index) == sorted(where), (sorted(by_index), sorted(where), rejects)
     for i, case in where.items():
@@ -293,19 +373,21 @@ def _swig_records(n: int) -> list[dict[str, Any]]:
     for i in range(n):
         hoi = (i * 997) % SWIG.num_hois
         action, obj = int(SWIG.hoi_verb[hoi]), int(SWIG.hoi_object[hoi])
-        if obj == SWIG.human_object_id:
-            obj_box = [300, 40, 420, 500]
-        else:
-            obj_box = [247, 134, 566, 512]
-        out.append({
-            "file_name": f"swig_{i:04d}.jpg", "img_id": 745 + i, "height": 512, "width": 681,
-            "box_annotations": [
-                {"bbox": obj_box, "category_id": obj, "aux_category_id": [167, 323]},
-                {"bbox": [282, 217, 441, 317], "category_id": 123, "aux_category_id": []},
-                {"bbox": [0, 0, 438, 509], "category_id": 0, "aux_category_id": []},
-            ],
-            "hoi_annotations": [{"subject_id": 2, "object_id": 0, "action_id": action}],
-        })
+        obj_box = [300, 40, 420, 500] if obj == SWIG.human_object_id else [247, 134, 566, 512]
+        out.append(
+            {
+                "file_name": f"swig_{i:04d}.jpg",
+                "img_id": 745 + i,
+                "height": 512,
+                "width": 681,
+                "box_annotations": [
+                    {"bbox": obj_box, "category_id": obj, "aux_category_id": [167, 323]},
+                    {"bbox": [282, 217, 441, 317], "category_id": 123, "aux_category_id": []},
+                    {"bbox": [0, 0, 438, 509], "category_id": 0, "aux_category_id": []},
+                ],
+                "hoi_annotations": [{"subject_id": 2, "object_id": 0, "action_id": action}],
+            }
+        )
     return out
 
 
@@ -323,6 +405,15 @@ def _args_swig(ann: Path, *extra: str) -> list[str]:
 def fc_missing_ppdm(tmp: Path) -> tuple[list[str], list[str]]:
     ann = tmp / "nope_test_hico.json"
     return _args_hico(ann, "--no-image-check"), [str(ann), "not found"]
+
+
+def fc_missing_without_split(tmp: Path) -> tuple[list[str], list[str]]:
+    """A missing file is the first thing to tell, before any question about the split."""
+    ann = tmp / "nope.json"
+    return ["convert", "hico", "-a", str(ann), "-o", str(tmp / "out"), "--no-image-check"], [
+        str(ann),
+        "not found",
+    ]
 
 
 def fc_missing_ppdm_forced(tmp: Path) -> tuple[list[str], list[str]]:
@@ -506,7 +597,10 @@ def fc_out_is_file(tmp: Path) -> tuple[list[str], list[str]]:
 
 def fc_split_unknown(tmp: Path) -> tuple[list[str], list[str]]:
     ann = write_json(tmp / "hico.json", ppdm_good(2))
-    return ["convert", "hico", "-a", str(ann), "-o", str(tmp / "out"), "--no-image-check"], [str(ann), "--split"]
+    return ["convert", "hico", "-a", str(ann), "-o", str(tmp / "out"), "--no-image-check"], [
+        str(ann),
+        "--split",
+    ]
 
 
 def fc_shard_size_zero(tmp: Path) -> tuple[list[str], list[str]]:
@@ -515,31 +609,63 @@ def fc_shard_size_zero(tmp: Path) -> tuple[list[str], list[str]]:
 
 
 FILE_CASES: list[Callable[[Path], tuple[list[str], list[str]]]] = [
-    fc_missing_ppdm, fc_missing_ppdm_forced, fc_missing_swig, fc_directory, fc_unknown_dict,
-    fc_unknown_list_of_dicts, fc_empty_list, fc_csv, fc_csv_swig, fc_empty_file, fc_truncated_ppdm,
-    fc_truncated_upt, fc_truncated_swig, fc_non_utf8_ppdm, fc_non_utf8_swig, fc_utf16, fc_top_level_number,
-    fc_ppdm_forced_on_dict, fc_upt_forced_on_list, fc_swig_given_dict, fc_swig_unknown_records,
-    fc_swig_given_ppdm, fc_hico_given_swig, fc_upt_annotation_not_list, fc_upt_filenames_short,
-    fc_upt_filenames_not_list, fc_upt_size_not_list, fc_image_root_is_file, fc_image_root_missing,
-    fc_no_images_option, fc_embed_without_images, fc_swig_no_images_option, fc_out_is_file, fc_split_unknown,
+    fc_missing_ppdm,
+    fc_missing_without_split,
+    fc_missing_ppdm_forced,
+    fc_missing_swig,
+    fc_directory,
+    fc_unknown_dict,
+    fc_unknown_list_of_dicts,
+    fc_empty_list,
+    fc_csv,
+    fc_csv_swig,
+    fc_empty_file,
+    fc_truncated_ppdm,
+    fc_truncated_upt,
+    fc_truncated_swig,
+    fc_non_utf8_ppdm,
+    fc_non_utf8_swig,
+    fc_utf16,
+    fc_top_level_number,
+    fc_ppdm_forced_on_dict,
+    fc_upt_forced_on_list,
+    fc_swig_given_dict,
+    fc_swig_unknown_records,
+    fc_swig_given_ppdm,
+    fc_hico_given_swig,
+    fc_upt_annotation_not_list,
+    fc_upt_filenames_short,
+    fc_upt_filenames_not_list,
+    fc_upt_size_not_list,
+    fc_image_root_is_file,
+    fc_image_root_missing,
+    fc_no_images_option,
+    fc_embed_without_images,
+    fc_swig_no_images_option,
+    fc_out_is_file,
+    fc_split_unknown,
     fc_shard_size_zero,
 ]
 
 
 @pytest.mark.parametrize("case", FILE_CASES, ids=lambda f: f.__name__[3:])
-def test_file_level_fault_is_one_line_exit_2(case: Callable[[Path], tuple[list[str], list[str]]],
-                                             cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_file_level_fault_is_one_line_exit_2(
+    case: Callable[[Path], tuple[list[str], list[str]]], cli: Callable[..., Result], tmp_path: Path
+) -> None:
     args, needles = case(tmp_path)
     assert_file_error(cli(*args), *needles)
     out = tmp_path / "out"
     assert not (out / "manifest.json").exists()
 
 
-def test_debug_shows_the_traceback_in_process(cli: Callable[..., Result], tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_in_process(where: str, cli: Callable[..., Result], tmp_path: Path) -> None:
+    """``--debug`` re-raises, whether it comes before the subcommand or after its options."""
     ann = tmp_path / "test_hico.json"
     ann.write_text(json.dumps(ppdm_good(3))[:-10])
+    args = _args_hico(ann, "--no-image-check")
     with pytest.raises(HoidataError, match="truncated"):
-        cli("--debug", *_args_hico(ann, "--no-image-check"))
+        cli(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
 
 
 def test_real_process_exit_code_and_debug_traceback(tmp_path: Path) -> None:
@@ -584,8 +710,10 @@ def test_ppdm_good_records_are_exact(cli: Callable[..., Result], tmp_path: Path)
     records, _, kept = _ppdm_file_with(PPDM_STRUCTURAL + PPDM_SEMANTIC)
     bad_out, clean_out = tmp_path / "bad", tmp_path / "clean"
     ann = write_json(tmp_path / "test_hico.json", records)
-    clean = write_json(tmp_path / "clean_test_hico.json", [r for r in records if isinstance(r, dict)
-                                                            and r.get("file_name") in kept][: len(kept)])
+    clean = write_json(
+        tmp_path / "clean_test_hico.json",
+        [r for r in records if isinstance(r, dict) and r.get("file_name") in kept][: len(kept)],
+    )
     assert cli("convert", "hico", "-a", ann, "-o", bad_out, "--no-image-check").code == 0
     assert cli("convert", "hico", "-a", clean, "-o", clean_out, "--no-image-check").code == 0
     a = pq.read_table(bad_out / "data").drop_columns(["split"]).to_pylist()
@@ -615,7 +743,17 @@ def test_box_origin_hint_and_fix(cli: Callable[..., Result], tmp_path: Path) -> 
     assert "--box-origin" in rejects[0]["reason"] and "one-based" in rejects[0]["reason"]
     assert "--box-origin" in res.out or "rejected" in res.out
 
-    res = cli("convert", "hico", "-a", ann, "-o", tmp_path / "zero", "--no-image-check", "--box-origin", "zero-based")
+    res = cli(
+        "convert",
+        "hico",
+        "-a",
+        ann,
+        "-o",
+        tmp_path / "zero",
+        "--no-image-check",
+        "--box-origin",
+        "zero-based",
+    )
     assert res.code == 0, res.err
     rows, rejects, _ = load_out(tmp_path / "zero", tmp_path)
     assert rejects == [] and len(rows) == 4
@@ -653,11 +791,19 @@ def _image_case(tmp: Path) -> tuple[Path, Path, list[Any], dict[int, Case], list
         Case("garbage_image", _set("file_name", "garbage.jpg"), "file_name", "unreadable image"),
         Case("directory_image", _set("file_name", "sub/dir.jpg"), "file_name", "sub/dir.jpg"),
         Case("escape", _set("file_name", "../images/img_0.jpg"), "file_name", "escapes the image root"),
-        Case("size_disagrees", lambda r: r.update(file_name="img_size.jpg", width=640, height=427) or r, "size",
-             "annotation says 640x427, the image is 64x48"),
+        Case(
+            "size_disagrees",
+            lambda r: r.update(file_name="img_size.jpg", width=640, height=427) or r,
+            "size",
+            "annotation says 640x427, the image is 64x48",
+        ),
         # the image header gives the size: one-based x2 = 65 is past the 64th pixel
-        Case("out_of_image", lambda r: _set("annotations.1.bbox", [1, 2, 65, 40])(_set("file_name", "img_outside.png")(r)),
-             "annotations[1].bbox", "outside the 64x48 image"),
+        Case(
+            "out_of_image",
+            lambda r: _set("annotations.1.bbox", [1, 2, 65, 40])(_set("file_name", "img_outside.png")(r)),
+            "annotations[1].bbox",
+            "outside the 64x48 image",
+        ),
     ]:
         where[len(records)] = case
         records.append(case.mutate(copy.deepcopy(records[0])))
@@ -685,7 +831,9 @@ def test_ppdm_image_faults_embedded(cli: Callable[..., Result], tmp_path: Path) 
     assert res.code == 0, res.err
     table = pq.read_table(out / "data")
     assert table.column("sample_id").to_pylist() == ppdm_ids(names)
-    assert [im["bytes"] for im in table.column("image").to_pylist()] == [(root / n).read_bytes() for n in names]
+    assert [im["bytes"] for im in table.column("image").to_pylist()] == [
+        (root / n).read_bytes() for n in names
+    ]
     _, rejects, _ = load_out(out, tmp_path)
     check_rejects(rejects, records, where, ann)
 
@@ -704,7 +852,9 @@ def test_clip_boxes_clamps_instead_of_rejecting(cli: Callable[..., Result], tmp_
     res = cli("convert", "hico", "-a", ann, "-o", tmp_path / "strict", "-i", root)
     assert res.code == 0, res.err
     rows, rejects, _ = load_out(tmp_path / "strict", tmp_path)
-    assert len(rows) == 1 and [(r["record_index"], r["field"]) for r in rejects] == [(1, "annotations[1].bbox")]
+    assert len(rows) == 1 and [(r["record_index"], r["field"]) for r in rejects] == [
+        (1, "annotations[1].bbox")
+    ]
 
     res = cli("convert", "hico", "-a", ann, "-o", tmp_path / "clip", "-i", root, "--clip-boxes")
     assert res.code == 0, res.err
@@ -739,19 +889,36 @@ def _upt_mut(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], 
 
 
 UPT_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
-    ("box_string", lambda a: a["boxes_h"].__setitem__(0, "320 306 359 349"), "annotation.boxes_h[0]", "4 numbers"),
+    (
+        "box_string",
+        lambda a: a["boxes_h"].__setitem__(0, "320 306 359 349"),
+        "annotation.boxes_h[0]",
+        "4 numbers",
+    ),
     ("verb_float", lambda a: a["verb"].__setitem__(1, 87.0), "annotation.verb[1]", "integer"),
     ("lengths_differ", lambda a: a["object"].append(8), "annotation.object", "entries"),
     ("object_80", lambda a: a["object"].__setitem__(1, 80), "annotation.object[1]", "80"),
     ("verb_117", lambda a: a["verb"].__setitem__(0, 117), "annotation.verb[0]", "117"),
     ("hoi_disagrees", lambda a: a["hoi"].__setitem__(1, 246), "annotation.hoi[1]", "disagrees"),
     ("hoi_600", lambda a: a["hoi"].__setitem__(0, 600), "annotation.hoi[0]", "600"),
-    ("inverted", lambda a: a["boxes_o"].__setitem__(0, [376.0, 345.0, 148.0, 414.0]), "annotation.boxes_o[0]",
-     "inverted"),
-    ("out_of_image", lambda a: a["boxes_h"].__setitem__(1, [270.0, 303.0, 641.0, 350.0]), "annotation.boxes_h[1]",
-     "outside the 640x427 image"),
-    ("zero_coordinate", lambda a: a["boxes_h"].__setitem__(0, [0.0, 306.0, 359.0, 349.0]), "annotation.boxes_h[0]",
-     "--box-origin"),
+    (
+        "inverted",
+        lambda a: a["boxes_o"].__setitem__(0, [376.0, 345.0, 148.0, 414.0]),
+        "annotation.boxes_o[0]",
+        "inverted",
+    ),
+    (
+        "out_of_image",
+        lambda a: a["boxes_h"].__setitem__(1, [270.0, 303.0, 641.0, 350.0]),
+        "annotation.boxes_h[1]",
+        "outside the 640x427 image",
+    ),
+    (
+        "zero_coordinate",
+        lambda a: a["boxes_h"].__setitem__(0, [0.0, 306.0, 359.0, 349.0]),
+        "annotation.boxes_h[0]",
+        "--box-origin",
+    ),
 ]
 
 
@@ -773,13 +940,17 @@ def test_upt_record_faults_go_to_rejects(cli: Callable[..., Result], tmp_path: P
     ]
     for name, ann_value, size, field, reason in extra:
         where[len(d["annotation"])] = (name, field, reason)
-        d["annotation"].append(ann_value if ann_value is not None else copy.deepcopy(upt_reference()["annotation"][0]))
+        d["annotation"].append(
+            ann_value if ann_value is not None else copy.deepcopy(upt_reference()["annotation"][0])
+        )
         d["filenames"].append(f"HICO_bad_{name}.jpg")
         d["size"].append(size)
-    for name, fname, field, reason in [("escape", "../HICO_x.jpg", "filenames", "escapes the image root"),
-                                       ("absolute", "/HICO_x.jpg", "filenames", "escapes the image root"),
-                                       ("filename_number", 12, "filenames", "string"),
-                                       ("duplicate", good_names[3], "filenames", "duplicate of record 3")]:
+    for name, fname, field, reason in [
+        ("escape", "../HICO_x.jpg", "filenames", "escapes the image root"),
+        ("absolute", "/HICO_x.jpg", "filenames", "escapes the image root"),
+        ("filename_number", 12, "filenames", "string"),
+        ("duplicate", good_names[3], "filenames", "duplicate of record 3"),
+    ]:
         where[len(d["annotation"])] = (name, field, reason)
         d["annotation"].append(copy.deepcopy(upt_reference()["annotation"][0]))
         d["filenames"].append(fname)
@@ -820,21 +991,53 @@ def test_upt_size_disagrees_with_image(cli: Callable[..., Result], tmp_path: Pat
 
 
 SWIG_CASES = [
-    Case("category_5000", _set("box_annotations.1.category_id", 5000), "box_annotations[1].category_id", "5000"),
-    Case("category_negative", _set("box_annotations.0.category_id", -1), "box_annotations[0].category_id", "-1"),
+    Case(
+        "category_5000", _set("box_annotations.1.category_id", 5000), "box_annotations[1].category_id", "5000"
+    ),
+    Case(
+        "category_negative", _set("box_annotations.0.category_id", -1), "box_annotations[0].category_id", "-1"
+    ),
     Case("action_407", _set("hoi_annotations.0.action_id", 407), "hoi_annotations[0].action_id", "407"),
-    Case("not_a_hoi_class", _set("hoi_annotations.0.object_id", 1), "hoi_annotations[0].action_id",
-         "not a swig-hoi HOI class"),
-    Case("subject_not_person", _set("hoi_annotations.0.subject_id", 1), "hoi_annotations[0].subject_id",
-         "not a person"),
-    Case("object_out_of_range", _set("hoi_annotations.0.object_id", 3), "hoi_annotations[0].object_id",
-         "out of range"),
-    Case("inverted", _set("box_annotations.1.bbox", [441, 217, 282, 317]), "box_annotations[1].bbox", "inverted"),
-    Case("out_of_image", _set("box_annotations.2.bbox", [0, 0, 682, 509]), "box_annotations[2].bbox",
-         "outside the 681x512 image"),
-    Case("bbox_string", _set("box_annotations.2.bbox", "0 0 438 509"), "box_annotations[2].bbox", "4 numbers"),
+    Case(
+        "not_a_hoi_class",
+        _set("hoi_annotations.0.object_id", 1),
+        "hoi_annotations[0].action_id",
+        "not a swig-hoi HOI class",
+    ),
+    Case(
+        "subject_not_person",
+        _set("hoi_annotations.0.subject_id", 1),
+        "hoi_annotations[0].subject_id",
+        "not a person",
+    ),
+    Case(
+        "object_out_of_range",
+        _set("hoi_annotations.0.object_id", 3),
+        "hoi_annotations[0].object_id",
+        "out of range",
+    ),
+    Case(
+        "inverted",
+        _set("box_annotations.1.bbox", [441, 217, 282, 317]),
+        "box_annotations[1].bbox",
+        "inverted",
+    ),
+    Case(
+        "out_of_image",
+        _set("box_annotations.2.bbox", [0, 0, 682, 509]),
+        "box_annotations[2].bbox",
+        "outside the 681x512 image",
+    ),
+    Case(
+        "bbox_string", _set("box_annotations.2.bbox", "0 0 438 509"), "box_annotations[2].bbox", "4 numbers"
+    ),
     Case("action_float", _set("hoi_annotations.0.action_id", 3.5), "hoi_annotations[0].action_id", "integer"),
-    Case("object_missing", _set("hoi_annotations.0.object_id", _DELETE), "hoi_annotations[0].object_id", "integer"),
+    Case(
+        "object_missing",
+        _set("hoi_annotations.0.object_id", _DELETE),
+        "hoi_annotations[0].object_id",
+        "integer",
+    ),
     Case("not_an_object", lambda r: "swig_x.jpg", "<record>", "expected an object"),
     Case("boxes_not_list", _set("box_annotations", None), "box_annotations", "not a list"),
     Case("file_name_missing", _set("file_name", _DELETE), "file_name", "missing"),
@@ -845,8 +1048,15 @@ SWIG_CASES = [
 
 @pytest.mark.parametrize("which", ["all", "semantic_only"])
 def test_swig_record_faults_go_to_rejects(which: str, cli: Callable[..., Result], tmp_path: Path) -> None:
-    structural = {"bbox_string", "action_float", "object_missing", "not_an_object", "boxes_not_list",
-                  "file_name_missing", "width_negative"}
+    structural = {
+        "bbox_string",
+        "action_float",
+        "object_missing",
+        "not_an_object",
+        "boxes_not_list",
+        "file_name_missing",
+        "width_negative",
+    }
     cases = [c for c in SWIG_CASES if which == "all" or c.name not in structural]
     good = _swig_records(5)
     records: list[Any] = list(copy.deepcopy(good))
@@ -873,7 +1083,9 @@ def test_swig_record_faults_go_to_rejects(which: str, cli: Callable[..., Result]
 def test_swig_box_origin_hint(cli: Callable[..., Result], tmp_path: Path) -> None:
     records = _swig_records(3)
     ann = write_json(tmp_path / "swig_test_1000.json", records)
-    res = cli("convert", "swig", "-a", ann, "-o", tmp_path / "out", "--no-image-check", "--box-origin", "one-based")
+    res = cli(
+        "convert", "swig", "-a", ann, "-o", tmp_path / "out", "--no-image-check", "--box-origin", "one-based"
+    )
     assert res.code == 0, res.err
     rows, rejects, _ = load_out(tmp_path / "out", tmp_path)
     assert rows == [] and len(rejects) == 3
@@ -883,7 +1095,9 @@ def test_swig_box_origin_hint(cli: Callable[..., Result], tmp_path: Path) -> Non
 def test_swig_images_size_and_missing(cli: Callable[..., Result], tmp_path: Path) -> None:
     records = _swig_records(4)
     root = tmp_path / "images_512"
-    _write_images(root, {"swig_0000.jpg": (681, 512), "swig_0001.jpg": (680, 512), "swig_0003.jpg": (681, 512)})
+    _write_images(
+        root, {"swig_0000.jpg": (681, 512), "swig_0001.jpg": (680, 512), "swig_0003.jpg": (681, 512)}
+    )
     ann = write_json(tmp_path / "swig_test_1000.json", records)
     res = cli("convert", "swig", "-a", ann, "-o", tmp_path / "out", "-i", root)
     assert res.code == 0, res.err
@@ -904,12 +1118,16 @@ def test_output_directory_of_another_job(cli: Callable[..., Result], tmp_path: P
     assert cli("convert", "hico", "-a", a, "-o", out, "--no-image-check").code == 0
     before = (out / "manifest.json").read_bytes()
 
-    line = assert_file_error(cli("convert", "hico", "-a", b, "-o", out, "--no-image-check"), str(out), "--overwrite")
+    line = assert_file_error(
+        cli("convert", "hico", "-a", b, "-o", out, "--no-image-check"), str(out), "--overwrite"
+    )
     assert "another job" in line
     assert (out / "manifest.json").read_bytes() == before
 
     # same input, different options: also another job
-    assert_file_error(cli("convert", "hico", "-a", a, "-o", out, "--no-image-check", "--clip-boxes"), str(out))
+    assert_file_error(
+        cli("convert", "hico", "-a", a, "-o", out, "--no-image-check", "--clip-boxes"), str(out)
+    )
 
     res = cli("convert", "hico", "-a", b, "-o", out, "--no-image-check", "--overwrite")
     assert res.code == 0, res.err
@@ -929,7 +1147,9 @@ def test_complete_output_directory_same_job(cli: Callable[..., Result], tmp_path
     assert cli("convert", "hico", "-a", a, "-o", out, "--no-image-check", "--overwrite").code == 0
 
 
-def test_overwrite_refuses_a_directory_that_is_not_a_dataset(cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_overwrite_refuses_a_directory_that_is_not_a_dataset(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
     a = write_json(tmp_path / "test_hico.json", ppdm_good(3))
     out = tmp_path / "precious"
     out.mkdir()

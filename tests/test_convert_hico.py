@@ -32,8 +32,13 @@ def _pairs(rows: list[dict]) -> dict[str, list[tuple]]:
     for r in rows:
         inst = r["instances"]
         out[r["sample_id"]] = sorted(
-            (tuple(inst[p["subject"]]["bbox"]), tuple(inst[p["object"]]["bbox"]), p["verb_id"],
-             inst[p["object"]]["label_id"], p["hoi_id"])
+            (
+                tuple(inst[p["subject"]]["bbox"]),
+                tuple(inst[p["object"]]["bbox"]),
+                p["verb_id"],
+                inst[p["object"]]["label_id"],
+                p["hoi_id"],
+            )
             for p in r["interactions"]
         )
     return out
@@ -56,8 +61,9 @@ def test_upt_boxes_equal_the_official_values(reference: Path, upt_dir: Path) -> 
         assert [r["width"], r["height"]] == size
         inst, pairs = r["instances"], r["interactions"]
         assert len(pairs) == len(ann["hoi"])
-        for p, bh, bo, hoi, obj, verb in zip(pairs, ann["boxes_h"], ann["boxes_o"], ann["hoi"], ann["object"],
-                                             ann["verb"], strict=True):
+        for p, bh, bo, hoi, obj, verb in zip(
+            pairs, ann["boxes_h"], ann["boxes_o"], ann["hoi"], ann["object"], ann["verb"], strict=True
+        ):
             assert inst[p["subject"]]["bbox"] == from_inclusive([bh]).astype(np.float32).tolist()[0]
             assert inst[p["object"]]["bbox"] == from_inclusive([bo]).astype(np.float32).tolist()[0]
             assert (p["hoi_id"], p["verb_id"], inst[p["object"]]["label_id"]) == (hoi, verb, obj)
@@ -110,8 +116,15 @@ def test_open_dataset_resolves_image_root(tmp_path: Path) -> None:
 
     files = make_raw(tmp_path / "raw", n_train=2, n_test=3)
     out = tmp_path / "test"
-    convert(ConvertConfig(source="hico", annotations=str(files["test"]), split="test",
-                          images=str(tmp_path / "raw" / "images" / "test")), out)
+    convert(
+        ConvertConfig(
+            source="hico",
+            annotations=str(files["test"]),
+            split="test",
+            images=str(tmp_path / "raw" / "images" / "test"),
+        ),
+        out,
+    )
     ds = open_dataset(out)
     assert isinstance(ds[0]["image"], Image.Image)
     assert ds[0]["image"].size == (ds[0]["width"], ds[0]["height"])

@@ -34,15 +34,23 @@ def test_help_and_convert_do_not_import_heavy_libraries(reference: Path, tmp_pat
     assert r.returncode == 0 and "convert" in r.stdout
     r = _cli("convert", "hico", "--help")
     assert r.returncode == 0 and "Examples" in r.stdout
-    r = _cli("convert", "hico", "-a", str(reference / "hico" / "ppdm_test_hico_first100.json"),
-             "--no-image-check", "-o", str(tmp_path / "out"))
+    r = _cli(
+        "convert",
+        "hico",
+        "-a",
+        str(reference / "hico" / "ppdm_test_hico_first100.json"),
+        "--no-image-check",
+        "-o",
+        str(tmp_path / "out"),
+    )
     assert r.returncode == 0, r.stderr
     assert "100 records in → 100 out, 0 rejected" in r.stdout
 
 
 def test_demo(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "hoidata", "demo", "--out", str(tmp_path)], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "hoidata", "demo", "--out", str(tmp_path)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "preview.png").is_file()
     train, test = read_manifest(tmp_path / "hico-train"), read_manifest(tmp_path / "hico-test")
@@ -61,6 +69,10 @@ def test_demo(tmp_path: Path) -> None:
             body = (im == np.array([220, 60, 60])).all(axis=2)
             inside = [body[y1:y2, x1], body[y1:y2, x2 - 1]]  # top: head; bottom: may hold an object
             assert all(edge.mean() > 0.5 for edge in inside), row["sample_id"]
-            outside = [body[y1:y2, x1 - 1] if x1 > 0 else None, body[y1:y2, x2] if x2 < row["width"] else None,
-                       body[y1 - 1, x1:x2] if y1 > 0 else None, body[y2, x1:x2] if y2 < row["height"] else None]
+            outside = [
+                body[y1:y2, x1 - 1] if x1 > 0 else None,
+                body[y1:y2, x2] if x2 < row["width"] else None,
+                body[y1 - 1, x1:x2] if y1 > 0 else None,
+                body[y2, x1:x2] if y2 < row["height"] else None,
+            ]
             assert all(edge.mean() < 0.5 for edge in outside if edge is not None), row["sample_id"]

@@ -31,32 +31,61 @@ EAT_PIZZA = hoi_id("eat", "pizza")
 # image 0: C=1 and C=2 connections sharing H, plus an invisible hoi; image 1: invisible only;
 # image 2: a single hoi (a (1, 1) hoi array) with a single box each.
 CLEAN: list[dict[str, Any]] = [
-    {"filename": "HICO_test2015_00000001.jpg", "size": (640, 480), "hois": [
-        {"id": RIDE_BIKE, "h": [H], "o": [O1], "conn": [[1, 1]]},
-        {"id": HOLD_BIKE, "h": [H2, H], "o": [O1, O2], "conn": [[2, 1], [1, 2]]},
-        {"id": EAT_PIZZA, "invis": 1},
-    ]},
-    {"filename": "HICO_test2015_00000002.jpg", "size": (500, 375), "hois": [
-        {"id": 1, "invis": 1}, {"id": 2, "invis": 1},
-    ]},
-    {"filename": "HICO_test2015_00000003.jpg", "size": (800, 600), "hois": [
-        {"id": EAT_PIZZA, "h": [[1, 2, 3, 4]], "o": [[5, 6, 7, 8]], "conn": [[1, 1]]},
-    ]},
+    {
+        "filename": "HICO_test2015_00000001.jpg",
+        "size": (640, 480),
+        "hois": [
+            {"id": RIDE_BIKE, "h": [H], "o": [O1], "conn": [[1, 1]]},
+            {"id": HOLD_BIKE, "h": [H2, H], "o": [O1, O2], "conn": [[2, 1], [1, 2]]},
+            {"id": EAT_PIZZA, "invis": 1},
+        ],
+    },
+    {
+        "filename": "HICO_test2015_00000002.jpg",
+        "size": (500, 375),
+        "hois": [
+            {"id": 1, "invis": 1},
+            {"id": 2, "invis": 1},
+        ],
+    },
+    {
+        "filename": "HICO_test2015_00000003.jpg",
+        "size": (800, 600),
+        "hois": [
+            {"id": EAT_PIZZA, "h": [[1, 2, 3, 4]], "o": [[5, 6, 7, 8]], "conn": [[1, 1]]},
+        ],
+    },
 ]
 FAULTY: list[dict[str, Any]] = [
-    {"filename": "bad_connection.jpg", "size": (640, 480), "hois": [
-        {"id": RIDE_BIKE, "h": [H], "o": [O1], "conn": [[1, 1]]},
-        {"id": HOLD_BIKE, "h": [H], "o": [O1], "conn": [[1, 1], [1, 2]]},  # object 2 does not exist
-    ]},
-    {"filename": "bad_id.jpg", "size": (640, 480), "hois": [
-        {"id": 0, "h": [H], "o": [O1], "conn": [[1, 1]]},
-    ]},
-    {"filename": "bad_boxes.jpg", "size": (640, 480), "hois": [
-        {"id": RIDE_BIKE, "h": np.array([[1.0, 2.0, 3.0, 4.0]]), "o": [O1], "conn": [[1, 1]]},
-    ]},
-    {"filename": "HICO_test2015_00000009.jpg", "size": (320, 240), "hois": [
-        {"id": RIDE_BIKE, "h": [H2], "o": [O2], "conn": [[1, 1]]},
-    ]},
+    {
+        "filename": "bad_connection.jpg",
+        "size": (640, 480),
+        "hois": [
+            {"id": RIDE_BIKE, "h": [H], "o": [O1], "conn": [[1, 1]]},
+            {"id": HOLD_BIKE, "h": [H], "o": [O1], "conn": [[1, 1], [1, 2]]},  # object 2 does not exist
+        ],
+    },
+    {
+        "filename": "bad_id.jpg",
+        "size": (640, 480),
+        "hois": [
+            {"id": 0, "h": [H], "o": [O1], "conn": [[1, 1]]},
+        ],
+    },
+    {
+        "filename": "bad_boxes.jpg",
+        "size": (640, 480),
+        "hois": [
+            {"id": RIDE_BIKE, "h": np.array([[1.0, 2.0, 3.0, 4.0]]), "o": [O1], "conn": [[1, 1]]},
+        ],
+    },
+    {
+        "filename": "HICO_test2015_00000009.jpg",
+        "size": (320, 240),
+        "hois": [
+            {"id": RIDE_BIKE, "h": [H2], "o": [O2], "conn": [[1, 1]]},
+        ],
+    },
 ]
 
 
@@ -71,8 +100,15 @@ def pairs_of(batch: SourceBatch, i: int) -> list[tuple[list[float], list[float],
         assert batch.labels[s] == tax.human_object_id
         assert batch.labels[o] == tax.hoi_object[batch.hois[k]]
         assert batch.verbs[k] == tax.hoi_verb[batch.hois[k]]
-        out.append((batch.boxes[s].tolist(), batch.boxes[o].tolist(), tax.verbs[batch.verbs[k]],
-                    tax.objects[batch.labels[o]], int(batch.hois[k])))
+        out.append(
+            (
+                batch.boxes[s].tolist(),
+                batch.boxes[o].tolist(),
+                tax.verbs[batch.verbs[k]],
+                tax.objects[batch.labels[o]],
+                int(batch.hois[k]),
+            )
+        )
     return out
 
 
@@ -182,8 +218,18 @@ def test_matches_upt_reader(tmp_path: Path, clean_mat: Path) -> None:
     mat = read_mat(clean_mat, "test", ONE)
     ref = read_upt(tmp_path / "upt.json", upt(CLEAN), ONE)
     assert mat.file_names == ref.file_names and mat.keys == ref.keys and mat.errors == ref.errors
-    arrays = ("widths", "heights", "inst_offsets", "boxes", "labels", "pair_offsets", "subjects", "objects",
-              "verbs", "hois")
+    arrays = (
+        "widths",
+        "heights",
+        "inst_offsets",
+        "boxes",
+        "labels",
+        "pair_offsets",
+        "subjects",
+        "objects",
+        "verbs",
+        "hois",
+    )
     for name in arrays:
         a, b = getattr(mat, name), getattr(ref, name)
         assert a.dtype == b.dtype, name
@@ -239,8 +285,12 @@ def test_list_action_must_be_ours(tmp_path: Path) -> None:
         read_mat(short, "test", ONE)
     # spaces for underscores are the same name; no list_action at all is accepted
     spaced = [(v.replace("_", " "), o.replace("_", " ")) for v, o in pairs]
-    assert len(read_mat(write_mat(tmp_path / "spaced.mat", test=CLEAN, actions=list_action(spaced)),
-                        "test", ONE)) == 3
+    assert (
+        len(
+            read_mat(write_mat(tmp_path / "spaced.mat", test=CLEAN, actions=list_action(spaced)), "test", ONE)
+        )
+        == 3
+    )
     assert len(read_mat(write_mat(tmp_path / "none.mat", test=CLEAN, actions=False), "test", ONE)) == 3
 
 

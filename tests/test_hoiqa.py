@@ -12,11 +12,16 @@ from hoidata.pipelines.convert import ConvertConfig, convert
 from hoidata.sources.hoiqa import parse_boxes, split_tag
 
 TRAIN = [
-    {"id": "P01_01_0001", "image": "P01_01/frame_0000000123", "conversations": [
-        {"from": "human", "value": "<image>[refer] Where is the knife?"},
-        {"from": "gpt", "value": "{<10><20><30><40>}"},
-        {"from": "human", "value": "[identify] {<0><0><50><50>}"},
-        {"from": "gpt", "value": "left hand"}]},
+    {
+        "id": "P01_01_0001",
+        "image": "P01_01/frame_0000000123",
+        "conversations": [
+            {"from": "human", "value": "<image>[refer] Where is the knife?"},
+            {"from": "gpt", "value": "{<10><20><30><40>}"},
+            {"from": "human", "value": "[identify] {<0><0><50><50>}"},
+            {"from": "gpt", "value": "left hand"},
+        ],
+    },
     {"id": "P01_01_0002", "image": "P01_01/frame_0000000124", "conversations": [{"value": "no answer"}]},
 ]
 
@@ -64,10 +69,18 @@ def test_test_dict_and_visor(tmp_path: Path) -> None:
     ds, _ = _run(tmp_path, "epic-test.json", data)
     row = ds[0]
     assert row["sample_id"] == "hoi-qa/test/a1"
-    assert row["instances"] == [{"bbox": [10, 20, 100, 120], "label": "knife", "label_id": -1, "is_human": False}]
+    assert row["instances"] == [
+        {"bbox": [10, 20, 100, 120], "label": "knife", "label_id": -1, "is_human": False}
+    ]
     assert [q["task"] for q in row["qa"]] == ["refer", "identify"]
-    visor = [{"id": 7, "question": "[refer] Where is the right hand of the person?",
-              "answer": "{<50><50><100><100>}", "image_path": "VISOR/P01/f.jpg"}]
+    visor = [
+        {
+            "id": 7,
+            "question": "[refer] Where is the right hand of the person?",
+            "answer": "{<50><50><100><100>}",
+            "image_path": "VISOR/P01/f.jpg",
+        }
+    ]
     (tmp_path / "v").mkdir()
     ds, _ = _run(tmp_path / "v", "epic-visor-test.json", visor, image_size=(1920, 1080))
     assert ds[0]["qa"][0]["answer_boxes"] == [[960.0, 540.0, 1920.0, 1080.0]]

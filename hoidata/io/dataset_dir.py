@@ -80,17 +80,30 @@ class StageRun:
         self.schema = with_features(schema, features)
         self.started = time.perf_counter()
         self.work = self.out / WORK
-        state = {"stage": stage, "config": config, "input_fingerprint": input_fingerprint, "num_shards": num_shards}
+        state = {
+            "stage": stage,
+            "config": config,
+            "input_fingerprint": input_fingerprint,
+            "num_shards": num_shards,
+        }
         self.resumed = False
-        if (self.out / MANIFEST).exists() or (self.out.exists() and any(self.out.iterdir())):
+        if (self.out / MANIFEST).exists() or (self.out.exists() and not self._is_empty()):
             previous = self._previous_state()
+            if overwrite and previous is None and not self._only_ours():
+                raise HoidataError(
+                    "output directory is not empty and is not a hoidata dataset directory: refusing to "
+                    "replace it, even with --overwrite (choose another --out)",
+                    file=str(self.out),
+                )
             if overwrite:
                 shutil.rmtree(self.out)
             elif previous == state and not (self.out / MANIFEST).exists():
                 self.resumed = True
             elif previous == state:
-                raise HoidataError("already complete with the same input and config (pass --overwrite to redo)",
-                                   file=str(self.out))
+                raise HoidataError(
+                    "already complete with the same input and config (pass --overwrite to redo)",
+                    file=str(self.out),
+                )
             else:
                 raise HoidataError(
                     "output directory is not empty and holds another job (pass --overwrite to replace it)",
@@ -98,7 +111,21 @@ class StageRun:
                 )
         (self.out / "data").mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
+        for d in (self.out / "data", self.work):  # half-written files of an interrupted run
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         write_json_atomic(self.work / "state.json", state)
+
+    def _is_empty(self) -> bool:
+        """Empty, or only the empty skeleton that a run killed before its first write leaves behind."""
+        entries = list(self.out.iterdir())
+        if not {e.name for e in entries} <= {"data", WORK} or not all(e.is_dir() for e in entries):
+            return False
+        return all(f.name.startswith(".") and f.name.endswith(".tmp") for e in entries for f in e.iterdir())
+
+    def _only_ours(self) -> bool:
+        """Holds nothing but what a stage writes (so --overwrite may delete it)."""
+        return {e.name for e in self.out.iterdir()} <= {"data", WORK, MANIFEST, REJECTS}
 
     def _previous_state(self) -> dict[str, Any] | None:
         for f in (self.work / "state.json", self.out / MANIFEST):
@@ -127,7 +154,11 @@ class StageRun:
         write_parquet_atomic(self.shard_path(i), table.cast(self.schema))
 
     def finish(
-        self, records_in: int, timings: dict[str, float] | None = None, started: float | None = None, **extra: Any
+        self,
+        records_in: int,
+        timings: dict[str, float] | None = None,
+        started: float | None = None,
+        **extra: Any,
     ) -> Manifest:
         """Merge rejects, check records in = out + rejected, write the manifest (the completion mark)."""
         shards, out_count = [], 0
@@ -137,9 +168,13 @@ class StageRun:
             out_count += rows
         parts = [pq.read_table(self._rejects_path(i)) for i in range(self.num_shards)]
         rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()
-        write_parquet_atomic(self.out / REJECTS, rejects.cast(with_features(REJECTS_SCHEMA, rejects_features())))
+        write_parquet_atomic(
+            self.out / REJECTS, rejects.cast(with_features(REJECTS_SCHEMA, rejects_features()))
+        )
         if out_count + rejects.num_rows != records_in:
-            raise RuntimeError(f"record accounting broke: {records_in} in, {out_count} out, {rejects.num_rows} rejected")
+            raise RuntimeError(
+                f"record accounting broke: {records_in} in, {out_count} out, {rejects.num_rows} rejected"
+            )
         manifest = Manifest(
             stage=self.stage,
             version=__version__,
@@ -182,5 +217,7 @@ def open_dataset(path: Path | str, image_root: Path | str | None = None) -> Any:
         image = pa.StructArray.from_arrays([image.field("bytes"), resolved], names=["bytes", "path"])
         table = table.set_column(table.column_names.index("image"), "image", image)
         feats["image"] = {"_type": "Image"}
-    return datasets.Dataset(table.cast(with_features(table.schema, feats)),
-                            info=datasets.DatasetInfo(features=datasets.Features.from_dict(feats)))
+    return datasets.Dataset(
+        table.cast(with_features(table.schema, feats)),
+        info=datasets.DatasetInfo(features=datasets.Features.from_dict(feats)),
+    )

@@ -46,7 +46,9 @@ def fingerprint(paths: Iterable[Path | str], extra: bytes = b"") -> str:
     """Content hash of input files (and directory trees), for the manifest and for resume checks."""
     h = hashlib.blake2b(digest_size=16)
     for p in sorted(Path(p) for p in paths):
-        files = sorted(q for q in p.rglob("*") if q.is_file() and ".work" not in q.parts) if p.is_dir() else [p]
+        files = (
+            sorted(q for q in p.rglob("*") if q.is_file() and ".work" not in q.parts) if p.is_dir() else [p]
+        )
         for q in files:
             h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
             with open(q, "rb") as f:

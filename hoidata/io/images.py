@@ -47,7 +47,9 @@ def probe(path: Path, embed: bool) -> ImageInfo:
         return ImageInfo(error=f"unreadable image {path}: {e}")
 
 
-def probe_many(paths: list[Path], embed: bool, workers: int | None = None, progress: object = None) -> list[ImageInfo]:
+def probe_many(
+    paths: list[Path], embed: bool, workers: int | None = None, progress: object = None
+) -> list[ImageInfo]:
     """:func:`probe` over many files with a thread pool (the work is file I/O)."""
     workers = workers or min(16, (os.cpu_count() or 2) * 4)
     with ThreadPoolExecutor(workers) as pool:

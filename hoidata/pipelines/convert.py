@@ -67,7 +67,9 @@ def taxonomy_of(source: str) -> Taxonomy | None:
     return {"hico-det": hico_det, "swig-hoi": swig_hoi}.get(source, lambda: None)()
 
 
-def convert(cfg: ConvertConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True) -> Manifest:
+def convert(
+    cfg: ConvertConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True
+) -> Manifest:
     """Convert one annotation file into a dataset directory; resumes an interrupted run."""
     if cfg.image_check and not cfg.images:
         raise HoidataError("pass --images DIR (the image root), or --no-image-check to skip image checks")
@@ -143,7 +145,9 @@ def _mark_duplicates(batch: SourceBatch, errors: list[RecordError | None]) -> No
         if errors[i] is not None:
             continue
         if key in seen:
-            errors[i] = RecordError("file_name", f"duplicate of record {seen[key]} ({batch.file_names[i]})")
+            errors[i] = RecordError(
+                batch.field_name("file_name"), f"duplicate of record {seen[key]} ({batch.file_names[i]})"
+            )
         else:
             seen[key] = i
 
@@ -161,7 +165,9 @@ def _probe_images(
         if errors[i] is not None:
             continue
         if rel is None:
-            errors[i] = RecordError("file_name", f"{batch.file_names[i]!r} escapes the image root")
+            errors[i] = RecordError(
+                batch.field_name("file_name"), f"{batch.file_names[i]!r} escapes the image root"
+            )
         elif probe_files:
             todo.append(i)
             paths.append(root / rel)  # type: ignore[operator]
@@ -170,10 +176,11 @@ def _probe_images(
     for i, info in zip(todo, probe_many(paths, cfg.embed_images, progress=bar), strict=True):
         out[i - lo] = info
         if info.error:
-            errors[i] = RecordError("file_name", info.error)
+            errors[i] = RecordError(batch.field_name("file_name"), info.error)
         elif batch.widths[i] > 0 and (batch.widths[i], batch.heights[i]) != (info.width, info.height):
             errors[i] = RecordError(
-                "size", f"annotation says {batch.widths[i]}x{batch.heights[i]}, the image is {info.width}x{info.height}"
+                "size",
+                f"annotation says {batch.widths[i]}x{batch.heights[i]}, the image is {info.width}x{info.height}",
             )
     return out
 
@@ -222,30 +229,54 @@ def build_shard(
     finite = np.isfinite(boxes).all(axis=1)
     checks.append((~finite, "bbox", lambda k: f"not finite: {src[k].tolist()}"))
     checks.append(
-        (finite & ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])), "bbox",
-         lambda k: f"inverted or empty box {src[k].tolist()} ({batch.box_origin})"),
+        (
+            finite & ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])),
+            "bbox",
+            lambda k: f"inverted or empty box {src[k].tolist()} ({batch.box_origin})",
+        ),
     )
     outside = finite & (
         (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (known & ((boxes[:, 2] > w_i) | (boxes[:, 3] > h_i)))
     )
     checks.append(
-        (outside, "bbox", lambda k: f"box {src[k].tolist()} ({batch.box_origin}) lies outside the "
-         f"{int(w_i[k])}x{int(h_i[k])} image" + _origin_hint(batch.box_origin, src[k], w_i[k], h_i[k]))
+        (
+            outside,
+            "bbox",
+            lambda k: (
+                f"box {src[k].tolist()} ({batch.box_origin}) lies outside the "
+                + (f"{int(w_i[k])}x{int(h_i[k])} image" if known[k] else "image (a negative coordinate)")
+                + _origin_hint(batch.box_origin, src[k], w_i[k], h_i[k])
+            ),
+        )
     )
     if tax is not None and batch.label_names is None:
         n_obj = len(tax.objects)
-        checks.append(((labels < 0) | (labels >= n_obj), "label",
-                       lambda k: f"object id {int(labels[k])} is outside the {n_obj} {tax.name} objects"))
+        checks.append(
+            (
+                (labels < 0) | (labels >= n_obj),
+                "label",
+                lambda k: f"object id {int(labels[k])} is outside the {n_obj} {tax.name} objects",
+            )
+        )
     inst_bad = _first_faults(checks, inst_rec, hi - lo)
 
     n_inst = np.diff(batch.inst_offsets[lo : hi + 1])[pair_rec]
     subj, obj = batch.subjects[p0:p1], batch.objects[p0:p1]
-    verbs, hois = batch.verbs[p0:p1], batch.hois[p0:p1].copy()
+    verbs, given_hois = batch.verbs[p0:p1], batch.hois[p0:p1]  # the reasons below read given_hois
+    hois = given_hois
+    vb, hb = batch.verb_base, batch.hoi_base  # ids in messages are the file's own
     pchecks: list[tuple[np.ndarray, str, Any]] = []
     bad_subj = (subj < 0) | (subj >= n_inst)
-    pchecks.append((bad_subj, "subject", lambda k: f"index {int(subj[k])} is out of range ({int(n_inst[k])} boxes)"))
-    pchecks.append(((obj < -1) | (obj >= n_inst), "object",
-                    lambda k: f"index {int(obj[k])} is out of range ({int(n_inst[k])} boxes)"))
+    pchecks.append(
+        (bad_subj, "subject", lambda k: f"index {int(subj[k])} is out of range ({int(n_inst[k])} boxes)")
+    )
+    pchecks.append(
+        (
+            (obj < -1) | (obj >= n_inst),
+            "object",
+            lambda k: f"index {int(obj[k])} is out of range ({int(n_inst[k])} boxes)",
+        )
+    )
     if tax is not None and len(subj):
         first_inst = batch.inst_offsets[lo:hi][pair_rec] - i0
         safe_s = np.where(bad_subj, 0, subj) + first_inst
@@ -255,19 +286,57 @@ def build_shard(
             obj_label = np.where(obj >= 0, labels[np.clip(safe_o, 0, len(labels) - 1)], -1)
         else:
             subj_label = obj_label = np.full(len(subj), -1)
-        pchecks.append((~bad_subj & (subj_label != tax.human_object_id), "subject",
-                        lambda k: f"instance {int(subj[k])} is a {_name(tax.objects, subj_label[k])}, not a person"))
+        pchecks.append(
+            (
+                ~bad_subj & (subj_label != tax.human_object_id),
+                "subject",
+                lambda k: f"instance {int(subj[k])} is a {_name(tax.objects, subj_label[k])}, not a person",
+            )
+        )
         n_verbs = len(tax.verbs)
         bad_verb = (verbs < 0) | (verbs >= n_verbs)
-        pchecks.append((bad_verb, "verb", lambda k: f"verb id {int(verbs[k])} is outside the {n_verbs} {tax.name} verbs"))
+        pchecks.append(
+            (
+                bad_verb,
+                "verb",
+                lambda k: (
+                    f"verb id {int(verbs[k]) + vb} is outside "
+                    f"{vb}..{n_verbs - 1 + vb} ({n_verbs} {tax.name} verbs)"
+                ),
+            )
+        )
         derived = tax.hoi_ids(verbs, obj_label)
-        given = hois >= 0
-        pchecks.append((~bad_verb & (obj_label >= 0) & (derived < 0), "verb",
-                        lambda k: f"({tax.verbs[verbs[k]]}, {_name(tax.objects, obj_label[k])}) is not a {tax.name} HOI class"))
-        pchecks.append((given & (derived >= 0) & (hois != derived), "hoi",
-                        lambda k: f"HOI id {int(hois[k])} disagrees with (verb, object) → {int(derived[k])}"))
-        pchecks.append((hois >= tax.num_hois, "hoi", lambda k: f"HOI id {int(hois[k])} is outside the taxonomy"))
-        hois = np.where(derived >= 0, derived, hois)
+        given = given_hois >= 0
+        pchecks.append(
+            (
+                ~bad_verb & (obj_label >= 0) & (derived < 0),
+                "verb",
+                lambda k: (
+                    f"({tax.verbs[verbs[k]]}, {_name(tax.objects, obj_label[k])}) is not a {tax.name} HOI class"
+                ),
+            )
+        )
+        n_hois = tax.num_hois
+        pchecks.append(
+            (
+                given_hois >= n_hois,
+                "hoi",
+                lambda k: (
+                    f"HOI id {int(given_hois[k]) + hb} is outside "
+                    f"{hb}..{n_hois - 1 + hb} ({n_hois} {tax.name} HOI classes)"
+                ),
+            )
+        )
+        pchecks.append(
+            (
+                given & (derived >= 0) & (given_hois != derived),
+                "hoi",
+                lambda k: (
+                    f"HOI id {int(given_hois[k]) + hb} disagrees with (verb, object) → {int(derived[k]) + hb}"
+                ),
+            )
+        )
+        hois = np.where(derived >= 0, derived, given_hois)
     pair_bad = _first_faults(pchecks, pair_rec, hi - lo)
 
     qa_column = None
@@ -280,17 +349,27 @@ def build_shard(
         if r in inst_bad:
             k, suffix, reason = inst_bad[r]
             local = k - (batch.inst_offsets[i] - i0)
-            errors[i] = RecordError(f"{batch.instance_field}[{local}].{suffix}", reason(k))
+            errors[i] = RecordError(
+                _item_field(batch, "instance", int(i0 + k), int(local), suffix), reason(k)
+            )
         elif r in pair_bad:
             k, suffix, reason = pair_bad[r]
             local = k - (batch.pair_offsets[i] - p0)
-            errors[i] = RecordError(f"{batch.pair_field}[{local}].{suffix}", reason(k))
+            errors[i] = RecordError(_item_field(batch, "pair", int(p0 + k), int(local), suffix), reason(k))
         elif batch.qa is not None and qa_errors[r] is not None:
             errors[i] = qa_errors[r]
     keep = np.array([errors[lo + r] is None for r in range(hi - lo)], dtype=bool)
     table = _assemble(batch, tax, cfg, lo, hi, keep, boxes, labels, hois, widths, heights, images, qa_column)
     rejects = _rejects(batch, cfg.split, errors, lo, hi, keep)
     return table, rejects
+
+
+def _item_field(batch: SourceBatch, kind: str, item: int, local: int, name: str) -> str:
+    """Where a faulty instance or pair field is, in the file's words (e.g. hoi_annotation[1].category_id)."""
+    if batch.item_field is not None:
+        return batch.item_field(kind, item, name)
+    where = batch.instance_field if kind == "instance" else batch.pair_field
+    return f"{where}[{local}].{batch.field_name(name)}"
 
 
 def _name(names: tuple[str, ...], k: Any) -> str:
@@ -327,9 +406,19 @@ def _take_ranges(offsets: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _assemble(
-    batch: SourceBatch, tax: Taxonomy | None, cfg: ConvertConfig, lo: int, hi: int, keep: np.ndarray,
-    boxes: np.ndarray, labels: np.ndarray, hois: np.ndarray, widths: np.ndarray, heights: np.ndarray,
-    images: list[ImageInfo | None], qa_column: pa.Array | None,
+    batch: SourceBatch,
+    tax: Taxonomy | None,
+    cfg: ConvertConfig,
+    lo: int,
+    hi: int,
+    keep: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    hois: np.ndarray,
+    widths: np.ndarray,
+    heights: np.ndarray,
+    images: list[ImageInfo | None],
+    qa_column: pa.Array | None,
 ) -> pa.Table:
     kept = np.flatnonzero(keep)
     n = len(kept)
@@ -350,8 +439,11 @@ def _assemble(
         [bbox, label_str, pa.array(lab.astype(np.int32)), is_human], fields=list(canonical.INSTANCE)
     )
     verbs = batch.verbs[p0 + pair_idx] if len(pair_idx) else np.zeros(0, np.int64)
-    verb_str = (pa.array(tax.verbs, pa.string()).take(pa.array(verbs)) if tax is not None
-                else pa.array([""] * len(verbs), pa.string()))
+    verb_str = (
+        pa.array(tax.verbs, pa.string()).take(pa.array(verbs))
+        if tax is not None
+        else pa.array([""] * len(verbs), pa.string())
+    )
     interactions = pa.StructArray.from_arrays(
         [
             pa.array(batch.subjects[p0 + pair_idx].astype(np.int32)),
@@ -364,8 +456,9 @@ def _assemble(
     )
     paths = relative_paths([batch.file_names[i] for i in rec])
     data = [images[i - lo].data if images[i - lo] is not None else None for i in rec]
-    image = pa.StructArray.from_arrays([pa.array(data, pa.binary()), pa.array(paths, pa.string())],
-                                       fields=list(canonical.IMAGE))
+    image = pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), pa.array(paths, pa.string())], fields=list(canonical.IMAGE)
+    )
     prefix = f"{batch.source}/{cfg.split}/"
     w, h = widths[kept], heights[kept]
     columns = {
@@ -377,7 +470,8 @@ def _assemble(
         "height": pa.array(h.astype(np.int32), mask=h <= 0),
         "instances": pa.ListArray.from_arrays(pa.array(inst_off.astype(np.int32)), instances),
         "interactions": pa.ListArray.from_arrays(pa.array(pair_off.astype(np.int32)), interactions),
-        "qa": qa_column.filter(pa.array(keep)) if qa_column is not None
+        "qa": qa_column.filter(pa.array(keep))
+        if qa_column is not None
         else pa.nulls(n, pa.list_(canonical.QA_ITEM)),
     }
     return pa.Table.from_pydict(columns, schema=canonical.SCHEMA)
@@ -389,7 +483,12 @@ def _is_human_name(label: str) -> bool:
 
 
 def _qa_column(
-    batch: SourceBatch, lo: int, hi: int, widths: np.ndarray, heights: np.ndarray, errors: list[RecordError | None]
+    batch: SourceBatch,
+    lo: int,
+    hi: int,
+    widths: np.ndarray,
+    heights: np.ndarray,
+    errors: list[RecordError | None],
 ) -> tuple[pa.Array, list[RecordError | None]]:
     """QA items of records lo..hi with their boxes converted to canonical pixels."""
     assert batch.qa is not None
@@ -410,20 +509,31 @@ def _qa_column(
                     continue
                 if item.frame == "grid100":
                     if w <= 0:
-                        qa_errors[r] = RecordError(f"qa[{j}].{name}", "image size unknown: pass --images or --image-size")
+                        qa_errors[r] = RecordError(
+                            f"qa[{j}].{name}", "image size unknown: pass --images or --image-size"
+                        )
                         break
                     arr = from_normalized(bxs, w, h, 100)
                 else:
                     arr = from_origin(bxs, batch.box_origin)
                 bad = (arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1]) | ~np.isfinite(arr).all(axis=1)
                 if bad.any():
-                    qa_errors[r] = RecordError(f"qa[{j}].{name}", f"inverted or empty box {bxs[int(np.argmax(bad))]}")
+                    qa_errors[r] = RecordError(
+                        f"qa[{j}].{name}", f"inverted or empty box {bxs[int(np.argmax(bad))]}"
+                    )
                     break
                 converted.append(arr.astype(np.float32).tolist())
             if qa_errors[r] is not None:
                 break
-            out.append({"task": item.task, "question": item.question, "answer": item.answer,
-                        "question_boxes": converted[0], "answer_boxes": converted[1]})
+            out.append(
+                {
+                    "task": item.task,
+                    "question": item.question,
+                    "answer": item.answer,
+                    "question_boxes": converted[0],
+                    "answer_boxes": converted[1],
+                }
+            )
         rows.append(None if qa_errors[r] is not None else out)
     return pa.array(rows, pa.list_(canonical.QA_ITEM)), qa_errors
 

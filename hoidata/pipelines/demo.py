@@ -30,9 +30,18 @@ SCENES = [
     ("walk", "dog", "foot"),
     ("throw", "frisbee", "hand"),
 ]
-COLOURS = {"bicycle": (90, 90, 90), "cup": (200, 120, 40), "sports_ball": (250, 250, 250), "chair": (120, 70, 20),
-           "backpack": (30, 140, 60), "umbrella": (150, 40, 160), "kite": (240, 60, 120), "book": (40, 60, 160),
-           "dog": (160, 110, 60), "frisbee": (240, 200, 30)}
+COLOURS = {
+    "bicycle": (90, 90, 90),
+    "cup": (200, 120, 40),
+    "sports_ball": (250, 250, 250),
+    "chair": (120, 70, 20),
+    "backpack": (30, 140, 60),
+    "umbrella": (150, 40, 160),
+    "kite": (240, 60, 120),
+    "book": (40, 60, 160),
+    "dog": (160, 110, 60),
+    "frisbee": (240, 200, 30),
+}
 
 
 def _rect(rng: random.Random, cx: int, cy: int, w: int, h: int, width: int, height: int) -> list[int]:
@@ -45,7 +54,9 @@ def _rect(rng: random.Random, cx: int, cy: int, w: int, h: int, width: int, heig
 def draw_scene(rng: random.Random, index: int, split: str) -> tuple[Image.Image, dict[str, Any]]:
     """One image with 1–2 people, each doing one thing to an object; returns the PPDM record."""
     width, height = rng.choice([(320, 240), (400, 300), (360, 480), (480, 320)])
-    im = Image.new("RGB", (width, height), (rng.randint(180, 230), rng.randint(200, 240), rng.randint(180, 230)))
+    im = Image.new(
+        "RGB", (width, height), (rng.randint(180, 230), rng.randint(200, 240), rng.randint(180, 230))
+    )
     d = ImageDraw.Draw(im)
     tax, coco = hico_det(), hico_coco_ids()
     annotations: list[dict[str, Any]] = []
@@ -60,8 +71,21 @@ def draw_scene(rng: random.Random, index: int, split: str) -> tuple[Image.Image,
         head = body[0] + pw // 4, body[1], body[2] - pw // 4, body[1] + pw // 2
         d.ellipse(head, fill=(250, 200, 170))
         ow, oh = max(12, pw // 2 + rng.randint(-4, 8)), max(12, ph // 3 + rng.randint(-4, 8))
-        oy = {"below": body[3] - oh // 3, "hand": (body[1] + body[3]) // 2, "foot": body[3], "above": body[1] - oh}[where]
-        ob = _rect(rng, (body[0] + body[2]) // 2 + (pw if where in ("hand", "foot") else 0), oy, ow, oh, width, height)
+        oy = {
+            "below": body[3] - oh // 3,
+            "hand": (body[1] + body[3]) // 2,
+            "foot": body[3],
+            "above": body[1] - oh,
+        }[where]
+        ob = _rect(
+            rng,
+            (body[0] + body[2]) // 2 + (pw if where in ("hand", "foot") else 0),
+            oy,
+            ow,
+            oh,
+            width,
+            height,
+        )
         d.rectangle(ob, fill=COLOURS[obj])
         d.text((ob[0] + 2, ob[1] + 2), obj[:6], fill=(0, 0, 0))
         v, o = tax.verbs.index(verb), tax.objects.index(obj)
@@ -69,8 +93,14 @@ def draw_scene(rng: random.Random, index: int, split: str) -> tuple[Image.Image,
         # one-based inclusive pixels, exactly as the official release and test_hico.json store them
         annotations.append({"bbox": [c + 1 for c in body], "category_id": 1})
         annotations.append({"bbox": [c + 1 for c in ob], "category_id": int(coco[o])})
-        hois.append({"subject_id": s_id, "object_id": s_id + 1, "category_id": v + 1,
-                     "hoi_category_id": int(tax.hoi_ids([v], [o])[0]) + 1})
+        hois.append(
+            {
+                "subject_id": s_id,
+                "object_id": s_id + 1,
+                "category_id": v + 1,
+                "hoi_category_id": int(tax.hoi_ids([v], [o])[0]) + 1,
+            }
+        )
     name = f"DEMO_{split}_{index:08d}.png"
     return im, {"file_name": name, "img_id": index + 1, "annotations": annotations, "hoi_annotation": hois}
 
@@ -105,12 +135,22 @@ def run_demo(out: Path | str) -> None:
     files = make_raw(out / "raw")
     print("[2/2] convert (PPDM layout, one-based boxes, images embedded)")
     for split, ann in files.items():
-        cfg = ConvertConfig(source="hico", annotations=str(ann), split=split, images=str(out / "raw" / "images" / split),
-                            box_origin="one-based", embed_images=True)
+        cfg = ConvertConfig(
+            source="hico",
+            annotations=str(ann),
+            split=split,
+            images=str(out / "raw" / "images" / split),
+            box_origin="one-based",
+            embed_images=True,
+        )
         m = convert(cfg, out / f"hico-{split}", overwrite=True)
-        print(f"  {split}: {m.counts['in']} in → {m.counts['out']} out, {m.counts['rejected']} rejected"
-              f"  ({out / f'hico-{split}'})")
+        print(
+            f"  {split}: {m.counts['in']} in → {m.counts['out']} out, {m.counts['rejected']} rejected"
+            f"  ({out / f'hico-{split}'})"
+        )
     samples = read_table(out / "hico-test").slice(0, 8).to_pylist()
     contact_sheet([draw_sample(s) for s in samples]).save(out / "preview.png")
-    print(f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
-          f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')")
+    print(
+        f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
+        f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
+    )

@@ -83,34 +83,48 @@ def to_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
     return _as_boxes(boxes).copy()
 
 
-def to_normalized(boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float) -> np.ndarray:
+def to_normalized(
+    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float
+) -> np.ndarray:
     """Canonical → relative coordinates on ``[0, scale]`` (unrounded; see :func:`quantize`)."""
     w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
     return _scale_xy(_as_boxes(boxes), scale / w, scale / h)
 
 
-def from_normalized(boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float) -> np.ndarray:
+def from_normalized(
+    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, scale: float
+) -> np.ndarray:
     """Relative coordinates on ``[0, scale]`` → canonical pixels."""
     w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
     return _scale_xy(_as_boxes(boxes), w / scale, h / scale)
 
 
 def to_resized(
-    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, resized_width: ArrayLike | float,
+    boxes: ArrayLike,
+    width: ArrayLike | float,
+    height: ArrayLike | float,
+    resized_width: ArrayLike | float,
     resized_height: ArrayLike | float,
 ) -> np.ndarray:
     """Canonical → absolute pixels on the resized image (Qwen2.5-VL's frame)."""
     rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
-    return _scale_xy(_as_boxes(boxes), rw / np.asarray(width, dtype=np.float64), rh / np.asarray(height, np.float64))
+    return _scale_xy(
+        _as_boxes(boxes), rw / np.asarray(width, dtype=np.float64), rh / np.asarray(height, np.float64)
+    )
 
 
 def from_resized(
-    boxes: ArrayLike, width: ArrayLike | float, height: ArrayLike | float, resized_width: ArrayLike | float,
+    boxes: ArrayLike,
+    width: ArrayLike | float,
+    height: ArrayLike | float,
+    resized_width: ArrayLike | float,
     resized_height: ArrayLike | float,
 ) -> np.ndarray:
     """Absolute pixels on the resized image → canonical."""
     rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
-    return _scale_xy(_as_boxes(boxes), np.asarray(width, np.float64) / rw, np.asarray(height, np.float64) / rh)
+    return _scale_xy(
+        _as_boxes(boxes), np.asarray(width, np.float64) / rw, np.asarray(height, np.float64) / rh
+    )
 
 
 def quantize(boxes: ArrayLike, high: float | None = None) -> np.ndarray:
@@ -132,7 +146,9 @@ def smart_resize(
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio must be at most 200, got {max(height, width) / min(height, width):.1f}")
+        raise ValueError(
+            f"aspect ratio must be at most 200, got {max(height, width) / min(height, width):.1f}"
+        )
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:

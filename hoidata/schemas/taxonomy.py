@@ -53,7 +53,9 @@ class Taxonomy:
         return out
 
     def hoi_names(self) -> list[str]:
-        return [f"{self.verbs[v]} {self.objects[o]}" for v, o in zip(self.hoi_verb, self.hoi_object, strict=True)]
+        return [
+            f"{self.verbs[v]} {self.objects[o]}" for v, o in zip(self.hoi_verb, self.hoi_object, strict=True)
+        ]
 
 
 @cache

@@ -102,11 +102,14 @@ def read_json(path: Path) -> Any:
             col = u.start - (data.rfind(b"\n", 0, u.start) + 1) + 1
             hint = " (UTF-16?)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
             raise HoidataError(
-                f"not valid UTF-8{hint}: byte 0x{data[u.start]:02x} at line {line} column {col}; save the file as UTF-8",
+                f"not valid UTF-8{hint}: byte 0x{data[u.start]:02x} at line {line} column {col}; "
+                "save the file as UTF-8",
                 file=str(path),
             ) from None
         if e.pos >= len(data.rstrip()) - 1:
-            raise HoidataError(f"truncated JSON: ends at line {e.lineno} column {e.colno}", file=str(path)) from None
+            raise HoidataError(
+                f"truncated JSON: ends at line {e.lineno} column {e.colno}", file=str(path)
+            ) from None
         raise HoidataError(f"not valid JSON: {msg}", file=str(path)) from None
 
 

@@ -34,7 +34,12 @@ from hoidata.sources.records import RecordLayout, flatten_records
 LAYOUTS = ("mat", "ppdm", "upt")
 DEFAULT_ORIGIN = {"mat": BoxOrigin.ONE_BASED, "upt": BoxOrigin.ONE_BASED, "ppdm": BoxOrigin.ONE_BASED}
 PPDM = RecordLayout(
-    instances="annotations", pairs="hoi_annotation", verb="category_id", hoi="hoi_category_id", verb_base=1, hoi_base=1
+    instances="annotations",
+    pairs="hoi_annotation",
+    verb="category_id",
+    hoi="hoi_category_id",
+    verb_base=1,
+    hoi_base=1,
 )
 
 
@@ -55,14 +60,16 @@ def detect_layout(path: Path, data: Any = None) -> str:
         return "upt"
     if isinstance(data, list):
         # the first record that names its pairs decides: a malformed first record must not hide the layout
-        first = next((r for r in data if isinstance(r, dict) and ("hoi_annotation" in r or "hoi_annotations" in r)),
-                     None)
+        keys = {"hoi_annotation", "hoi_annotations"}
+        first = next((r for r in data if isinstance(r, dict) and keys & r.keys()), None)
         if first is not None and "hoi_annotation" in first:
             return "ppdm"
         if first is not None:
             raise HoidataError("this is a SWIG-HOI file: use `hoidata convert swig`", file=str(path))
         if not data:
-            raise HoidataError("an empty list: no records to convert (--format ppdm accepts it)", file=str(path))
+            raise HoidataError(
+                "an empty list: no records to convert (--format ppdm accepts it)", file=str(path)
+            )
     raise HoidataError(
         "unknown HICO-DET layout (expected anno_bbox.mat, a PPDM/QPIC list of records, or a UPT "
         "dict with 'annotation' and 'filenames'; --format forces one)",
@@ -70,7 +77,9 @@ def detect_layout(path: Path, data: Any = None) -> str:
     )
 
 
-def read_hico(path: Path, layout: str | None = None, box_origin: BoxOrigin | None = None, split: str = "") -> SourceBatch:
+def read_hico(
+    path: Path, layout: str | None = None, box_origin: BoxOrigin | None = None, split: str = ""
+) -> SourceBatch:
     """Read a HICO-DET annotation file in any layout."""
     path = Path(path)
     if not path.exists():
@@ -86,8 +95,10 @@ def read_hico(path: Path, layout: str | None = None, box_origin: BoxOrigin | Non
     origin = BoxOrigin(box_origin or DEFAULT_ORIGIN[layout])
     if layout == "upt":
         if not isinstance(data, dict):
-            raise HoidataError(f"expected a UPT dict with 'annotation' and 'filenames', got {type(data).__name__}",
-                               file=str(path))
+            raise HoidataError(
+                f"expected a UPT dict with 'annotation' and 'filenames', got {type(data).__name__}",
+                file=str(path),
+            )
         return read_upt(path, data, origin)
     return read_ppdm(path, data, origin, origin_given=box_origin is not None)
 
@@ -136,8 +147,13 @@ def read_ppdm(path: Path, data: Any, origin: BoxOrigin, origin_given: bool = Tru
         notes=notes,
         instance_field="annotations",
         pair_field="hoi_annotation",
-        field_names={"label": "category_id", "verb": "category_id", "hoi": "hoi_category_id",
-                     "subject": "subject_id", "object": "object_id"},
+        field_names={
+            "label": "category_id",
+            "verb": "category_id",
+            "hoi": "hoi_category_id",
+            "subject": "subject_id",
+            "object": "object_id",
+        },
         verb_base=1,
         hoi_base=1,
         **flat,
@@ -162,8 +178,13 @@ def check_upt_record(ann: Any, size: Any) -> RecordError | None:
         for k, x in enumerate(v):
             ok = is_box(x) if key.startswith("boxes") else is_int(x)
             if not ok:
-                return RecordError(f"annotation.{key}[{k}]", f"expected {'4 numbers' if key.startswith('boxes') else 'an integer'}, got {x!r}")
-    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(is_int(s) and s > 0 for s in size)):
+                return RecordError(
+                    f"annotation.{key}[{k}]",
+                    f"expected {'4 numbers' if key.startswith('boxes') else 'an integer'}, got {x!r}",
+                )
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2 and all(is_int(s) and s > 0 for s in size)
+    ):
         return RecordError("size", f"expected [width, height] as positive integers, got {size!r}")
     return None
 
@@ -176,7 +197,9 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
     if not isinstance(names, list) or len(names) != len(anns):
         raise HoidataError(f"expected a list of {len(anns)} file names", file=str(path), field="filenames")
     if sizes is not None and (not isinstance(sizes, list) or len(sizes) != len(anns)):
-        raise HoidataError(f"expected a list of {len(anns)} [width, height] pairs", file=str(path), field="size")
+        raise HoidataError(
+            f"expected a list of {len(anns)} [width, height] pairs", file=str(path), field="size"
+        )
     n = len(anns)
     errors: list[RecordError | None] = [None] * n
     for i, f in enumerate(names):
@@ -192,16 +215,22 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
             errors[i] = errors[i] or check_upt_record(anns[i], sizes[i] if sizes is not None else None)
         empty = {"boxes_h": [], "boxes_o": [], "hoi": [], "object": [], "verb": []}
         pairs = _upt_pairs([a if errors[i] is None else empty for i, a in enumerate(anns)])
-        size_arr = np.array([s if errors[i] is None and sizes is not None else [-1, -1] for i, s in
-                             enumerate(sizes or [None] * n)], dtype=np.int64).reshape(n, 2)
+        size_arr = np.array(
+            [
+                s if errors[i] is None and sizes is not None else [-1, -1]
+                for i, s in enumerate(sizes or [None] * n)
+            ],
+            dtype=np.int64,
+        ).reshape(n, 2)
     original_names = names
     if any(errors):
         names = [f if isinstance(f, str) else "" for f in names]
     pair_offsets = pairs[0]
     for k in np.flatnonzero(pairs[5] < 0).tolist():  # every UPT pair carries its HOI id
         i = int(np.searchsorted(pair_offsets, k, side="right") - 1)
-        errors[i] = errors[i] or RecordError(f"annotation.hoi[{k - pair_offsets[i]}]",
-                                             f"HOI id {int(pairs[5][k])} is outside 0..599")
+        errors[i] = errors[i] or RecordError(
+            f"annotation.hoi[{k - pair_offsets[i]}]", f"HOI id {int(pairs[5][k])} is outside 0..599"
+        )
     batch_arrays = instances_from_pairs(*pairs, with_first_rows=True)
     first_rows = batch_arrays.pop("first_rows")
 
@@ -216,8 +245,13 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
         return f"annotation.{name}[{pair - pair_offsets[i]}]"
 
     def raw(i: int) -> str:
-        return dumps({"filename": original_names[i], "annotation": anns[i],
-                      "size": sizes[i] if sizes is not None else None})
+        return dumps(
+            {
+                "filename": original_names[i],
+                "annotation": anns[i],
+                "size": sizes[i] if sizes is not None else None,
+            }
+        )
 
     return SourceBatch(
         source="hico-det",
@@ -245,8 +279,9 @@ def _upt_pairs(anns: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
             raise ValueError(f"{key} length differs from hoi")
     bh = _flat_boxes([a["boxes_h"] for a in anns], "boxes_h")
     bo = _flat_boxes([a["boxes_o"] for a in anns], "boxes_o")
-    objects, verbs, hois = (int_array(list(chain.from_iterable(map(itemgetter(k), anns))))
-                            for k in ("object", "verb", "hoi"))
+    objects, verbs, hois = (
+        int_array(list(chain.from_iterable(map(itemgetter(k), anns)))) for k in ("object", "verb", "hoi")
+    )
     return offsets_from_counts(counts), bh, bo, objects, verbs, hois
 
 
@@ -261,8 +296,13 @@ def _flat_boxes(per_record: list[list[list[float]]], what: str) -> np.ndarray:
 
 
 def instances_from_pairs(
-    pair_offsets: np.ndarray, boxes_h: np.ndarray, boxes_o: np.ndarray, objects: np.ndarray, verbs: np.ndarray,
-    hois: np.ndarray, with_first_rows: bool = False,
+    pair_offsets: np.ndarray,
+    boxes_h: np.ndarray,
+    boxes_o: np.ndarray,
+    objects: np.ndarray,
+    verbs: np.ndarray,
+    hois: np.ndarray,
+    with_first_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """Turn per-pair boxes into per-image instances: identical (label, box) rows of one image become
     one instance, numbered in order of first appearance (subject, object, next subject, …)."""

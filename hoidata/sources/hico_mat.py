@@ -157,7 +157,8 @@ def _image_array(path: Path, var: str, mat: dict[str, Any]) -> np.ndarray:
     if missing:
         raise HoidataError(
             f"the image struct lacks field(s) {', '.join(missing)}; it has {', '.join(names)}",
-            file=str(path), field=var,
+            file=str(path),
+            field=var,
         )
     return arr.ravel(order="F")
 
@@ -167,8 +168,9 @@ def check_list_action(path: Path, la: Any) -> None:
     tax = hico_det()
     names = getattr(getattr(la, "dtype", None), "names", None)
     if not isinstance(la, np.ndarray) or names is None or not {"vname", "nname"} <= set(names):
-        raise HoidataError("expected a struct array with fields vname and nname", file=str(path),
-                           field="list_action")
+        raise HoidataError(
+            "expected a struct array with fields vname and nname", file=str(path), field="list_action"
+        )
     rows = la.ravel(order="F")
     if len(rows) != tax.num_hois:
         raise HoidataError(
@@ -184,7 +186,8 @@ def check_list_action(path: Path, la: Any) -> None:
             raise HoidataError(
                 f"row {k + 1} is {got!r}, the HICO-DET taxonomy has {want!r} (verb, object): "
                 "not the official action list",
-                file=str(path), field="list_action",
+                file=str(path),
+                field="list_action",
             )
 
 

@@ -37,7 +37,7 @@ def parse_boxes(text: str) -> tuple[str, list[list[float]]]:
 def split_tag(question: str) -> tuple[str, str]:
     """``"[refer] Where is…"`` → ``("refer", "Where is…")``; untagged questions are ``vqa``."""
     m = TAG.match(question)
-    return (m.group(1).lower(), question[m.end():]) if m else ("vqa", question)
+    return (m.group(1).lower(), question[m.end() :]) if m else ("vqa", question)
 
 
 def detect_layout(path: Path, data: Any) -> str:
@@ -63,7 +63,11 @@ def _train_record(rec: Any) -> tuple[str, str, list[QAItem]] | RecordError:
     if isinstance(rec.get("image_path"), str):
         file_name = rec["image_path"]
     elif isinstance(rec.get("image"), str):
-        file_name = rec["image"] if rec["image"].lower().endswith((".jpg", ".jpeg", ".png")) else rec["image"] + ".jpg"
+        file_name = (
+            rec["image"]
+            if rec["image"].lower().endswith((".jpg", ".jpeg", ".png"))
+            else rec["image"] + ".jpg"
+        )
     else:
         return RecordError("image", "neither 'image' nor 'image_path' is a string")
     turns = rec.get("conversations")

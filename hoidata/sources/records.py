@@ -78,8 +78,12 @@ def _flatten(records: list[dict[str, Any]], layout: RecordLayout) -> dict[str, A
     # an empty dict or string would pass len() and iteration below; items that are not objects fail there
     if not (all(type(x) is list for x in insts) and all(type(x) is list for x in pairs)):
         raise TypeError("instances or pairs are not lists")
-    if not all(type(r.get("file_name")) is str and r["file_name"] and ("width" not in r and "height" not in r
-               or _dims_ok(r)) for r in records):
+    if not all(
+        type(r.get("file_name")) is str
+        and r["file_name"]
+        and (("width" not in r and "height" not in r) or _dims_ok(r))
+        for r in records
+    ):
         raise TypeError("bad file_name, width or height")
     n_inst = [len(x) for x in insts]
     n_pair = [len(x) for x in pairs]
@@ -110,8 +114,9 @@ def _flatten(records: list[dict[str, Any]], layout: RecordLayout) -> dict[str, A
     }
 
 
-def _mark_bad_hoi_ids(records: list[Any], flat: dict[str, Any], layout: RecordLayout,
-                      errors: list[RecordError | None]) -> None:
+def _mark_bad_hoi_ids(
+    records: list[Any], flat: dict[str, Any], layout: RecordLayout, errors: list[RecordError | None]
+) -> None:
     """Reject HOI ids given below the file's first id (e.g. 0 in a 1-based file); they then read as none."""
     low = np.flatnonzero(flat["hois"] < -1)
     if not layout.hoi or not len(low):
@@ -122,12 +127,16 @@ def _mark_bad_hoi_ids(records: list[Any], flat: dict[str, Any], layout: RecordLa
         local = k - int(pair_offsets[i])
         if errors[i] is None:
             value = records[i][layout.pairs][local][layout.hoi]
-            errors[i] = RecordError(f"{layout.pairs}[{local}].{layout.hoi}",
-                                    f"HOI id {value} is below the first id, {layout.hoi_base}")
+            errors[i] = RecordError(
+                f"{layout.pairs}[{local}].{layout.hoi}",
+                f"HOI id {value} is below the first id, {layout.hoi_base}",
+            )
     flat["hois"][low] = -1
 
 
-def flatten_records(records: list[Any], layout: RecordLayout) -> tuple[dict[str, Any], list[RecordError | None]]:
+def flatten_records(
+    records: list[Any], layout: RecordLayout
+) -> tuple[dict[str, Any], list[RecordError | None]]:
     """Flat arrays for all records, plus one error (or None) per record; bad records are empty."""
     errors: list[RecordError | None] = [None] * len(records)
     try:

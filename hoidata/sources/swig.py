@@ -26,15 +26,34 @@ def read_swig(path: Path, box_origin: BoxOrigin | None = None) -> SourceBatch:
     data = read_json(path)
     if not isinstance(data, list):
         raise HoidataError(f"expected a list of image records, got {type(data).__name__}", file=str(path))
-    if data and isinstance(data[0], dict) and "hoi_annotation" in data[0]:
+    # the first record that names its boxes or pairs tells the layout (a malformed first record must not)
+    first = next(
+        (
+            r
+            for r in data
+            if isinstance(r, dict) and ({"box_annotations", "hoi_annotations", "hoi_annotation"} & r.keys())
+        ),
+        None,
+    )
+    if first is not None and "hoi_annotation" in first and "hoi_annotations" not in first:
         raise HoidataError("this is a HICO-DET PPDM file: use `hoidata convert hico`", file=str(path))
+    if data and first is None:
+        raise HoidataError(
+            "unknown layout: no record has 'box_annotations' or 'hoi_annotations' (is this a SWIG-HOI file?)",
+            file=str(path),
+        )
     flat, errors = flatten_records(data, SWIG)
     ok = [e is None and isinstance(r, dict) for r, e in zip(data, errors, strict=True)]
-    names = [r["file_name"] if good else "" for r, good in zip(data, ok, strict=True)]
+    # rejected records keep a usable file name, so that rejects.parquet names the sample
+    names = [
+        r["file_name"] if isinstance(r, dict) and isinstance(r.get("file_name"), str) else "" for r in data
+    ]
 
     def dim(key: str) -> np.ndarray:
-        return np.array([r[key] if good and is_int(r.get(key)) else -1 for r, good in zip(data, ok, strict=True)],
-                        dtype=np.int64)
+        return np.array(
+            [r[key] if good and is_int(r.get(key)) else -1 for r, good in zip(data, ok, strict=True)],
+            dtype=np.int64,
+        )
 
     return SourceBatch(
         source="swig-hoi",
@@ -49,5 +68,11 @@ def read_swig(path: Path, box_origin: BoxOrigin | None = None) -> SourceBatch:
         raw=lambda i: dumps(data[i]),
         instance_field="box_annotations",
         pair_field="hoi_annotations",
+        field_names={
+            "label": "category_id",
+            "verb": "action_id",
+            "subject": "subject_id",
+            "object": "object_id",
+        },
         **flat,
     )
