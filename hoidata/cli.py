@@ -94,12 +94,22 @@ def _split_from_name(split: str | None, path: Path) -> str:
     raise HoidataError("cannot tell the split from the file name: pass --split", file=str(path))
 
 
-def _run_convert(**kwargs: object) -> None:
+def _run_convert(
+    source: str, annotations: Path, images: Path | None, split: str | None, **kwargs: object
+) -> None:
+    """Shared by the convert commands: plain values for the config, then convert and summarise."""
     from hoidata.pipelines.convert import ConvertConfig, convert
 
     out = kwargs.pop("out")
     overwrite = kwargs.pop("overwrite")
-    cfg = ConvertConfig(**kwargs)  # type: ignore[arg-type]
+    options = {k: v.value if isinstance(v, StrEnum) else v for k, v in kwargs.items()}
+    cfg = ConvertConfig(
+        source=source,
+        annotations=str(annotations),
+        images=str(images) if images else None,
+        split=_split_from_name(split, annotations),
+        **options,  # type: ignore[arg-type]
+    )
     manifest = convert(cfg, out, overwrite=bool(overwrite))  # type: ignore[arg-type]
     _print_summary(manifest, Path(out))  # type: ignore[arg-type]
 
@@ -157,11 +167,11 @@ def convert_hico(
     """
     _run_convert(
         source="hico",
-        annotations=str(annotations),
-        images=str(images) if images else None,
-        split=_split_from_name(split, annotations),
-        format=format.value if format else None,
-        box_origin=box_origin.value if box_origin else None,
+        annotations=annotations,
+        images=images,
+        split=split,
+        format=format,
+        box_origin=box_origin,
         embed_images=embed_images,
         image_check=image_check,
         clip_boxes=clip_boxes,
@@ -195,10 +205,10 @@ def convert_swig(
     """SWIG-HOI JSON (`box_annotations`, `hoi_annotations`); boxes are continuous pixels by default."""
     _run_convert(
         source="swig",
-        annotations=str(annotations),
-        images=str(images) if images else None,
-        split=_split_from_name(split, annotations),
-        box_origin=box_origin.value if box_origin else None,
+        annotations=annotations,
+        images=images,
+        split=split,
+        box_origin=box_origin,
         embed_images=embed_images,
         image_check=image_check,
         clip_boxes=clip_boxes,
@@ -244,10 +254,10 @@ def convert_hoiqa(
             raise HoidataError(f"--image-size must look like 456x256, got {image_size!r}") from None
     _run_convert(
         source="hoiqa",
-        annotations=str(annotations),
-        images=str(images) if images else None,
-        split=_split_from_name(split, annotations),
-        format=format.value if format else None,
+        annotations=annotations,
+        images=images,
+        split=split,
+        format=format,
         image_size=size,
         embed_images=embed_images,
         image_check=image_check,
