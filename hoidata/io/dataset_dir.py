@@ -158,9 +158,14 @@ class StageRun:
         records_in: int,
         timings: dict[str, float] | None = None,
         started: float | None = None,
+        records_out: int | None = None,
         **extra: Any,
     ) -> Manifest:
-        """Merge rejects, check records in = out + rejected, write the manifest (the completion mark)."""
+        """Merge rejects, check records in = out + rejected, write the manifest (the completion mark).
+
+        ``records_out`` is for stages whose rows are not their input records (one image → several
+        SFT samples): the accounting then counts input records kept, and ``rows`` the rows written.
+        """
         shards, out_count = [], 0
         for i in range(self.num_shards):
             rows = pq.read_metadata(self.shard_path(i)).num_rows
@@ -171,16 +176,20 @@ class StageRun:
         write_parquet_atomic(
             self.out / REJECTS, rejects.cast(with_features(REJECTS_SCHEMA, rejects_features()))
         )
-        if out_count + rejects.num_rows != records_in:
+        kept = out_count if records_out is None else records_out
+        if kept + rejects.num_rows != records_in:
             raise RuntimeError(
-                f"record accounting broke: {records_in} in, {out_count} out, {rejects.num_rows} rejected"
+                f"record accounting broke: {records_in} in, {kept} out, {rejects.num_rows} rejected"
             )
+        counts = {"in": records_in, "out": kept, "rejected": rejects.num_rows}
+        if records_out is not None:
+            counts["rows"] = out_count
         manifest = Manifest(
             stage=self.stage,
             version=__version__,
             config=self.config,
             input_fingerprint=self.fingerprint,
-            counts={"in": records_in, "out": out_count, "rejected": rejects.num_rows},
+            counts=counts,
             timings={**(timings or {}), "total_s": round(time.perf_counter() - (started or self.started), 4)},
             shards=shards,
             features=self.features,
@@ -209,14 +218,27 @@ def open_dataset(path: Path | str, image_root: Path | str | None = None) -> Any:
     table = read_table(path)
     root = image_root or manifest.config.get("images")
     feats = dict(manifest.features)
-    if root and "image" in table.column_names:
-        image = table.column("image").combine_chunks()
+
+    def resolve(image: pa.StructArray) -> pa.StructArray:
         paths = image.field("path")
         prefix = str(Path(root).resolve()) + "/"
-        resolved = pc.if_else(pc.is_null(paths), paths, pc.binary_join_element_wise(prefix, paths, ""))
-        image = pa.StructArray.from_arrays([image.field("bytes"), resolved], names=["bytes", "path"])
+        has_bytes = pc.is_valid(image.field("bytes"))
+        joined = pc.binary_join_element_wise(prefix, paths, "")
+        resolved = pc.if_else(pc.or_kleene(pc.is_null(paths), has_bytes), paths, joined)
+        return pa.StructArray.from_arrays([image.field("bytes"), resolved], names=["bytes", "path"])
+
+    if root and "image" in table.column_names:
+        image = resolve(table.column("image").combine_chunks())
         table = table.set_column(table.column_names.index("image"), "image", image)
         feats["image"] = {"_type": "Image"}
+    if root and "images" in table.column_names:
+        lists = table.column("images").combine_chunks()
+        off = lists.offsets
+        values = resolve(lists.values.slice(off[0].as_py(), off[-1].as_py() - off[0].as_py()))
+        offsets = pc.subtract(off, off[0])
+        images = pa.ListArray.from_arrays(offsets, values, mask=lists.is_null())
+        table = table.set_column(table.column_names.index("images"), "images", images)
+        feats["images"] = {"feature": {"_type": "Image"}, "_type": "List"}
     return datasets.Dataset(
         table.cast(with_features(table.schema, feats)),
         info=datasets.DatasetInfo(features=datasets.Features.from_dict(feats)),

@@ -166,3 +166,39 @@ def union(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """The smallest box holding both boxes (the 'interaction' box)."""
     a, b = _as_boxes(a), _as_boxes(b)
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
+
+
+def smart_resize_many(
+    heights: ArrayLike, widths: ArrayLike, factor: int, min_pixels: int, max_pixels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`smart_resize` over arrays of sizes, with the same float operations (so the same result).
+
+    Returns ``(resized_heights, resized_widths)`` as int64 arrays. Sizes must be positive with an
+    aspect ratio of at most 200 (checked per image by callers that need a per-record reason).
+    """
+    h = np.asarray(heights, dtype=np.float64)
+    w = np.asarray(widths, dtype=np.float64)
+    h_bar = np.maximum(factor, np.round(h / factor) * factor)
+    w_bar = np.maximum(factor, np.round(w / factor) * factor)
+    area = h_bar * w_bar
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta_down = np.sqrt((h * w) / max_pixels)
+        beta_up = np.sqrt(min_pixels / (h * w))
+        down_h = np.maximum(factor, np.floor(h / beta_down / factor) * factor)
+        down_w = np.maximum(factor, np.floor(w / beta_down / factor) * factor)
+        up_h = np.ceil(h * beta_up / factor) * factor
+        up_w = np.ceil(w * beta_up / factor) * factor
+    too_big, too_small = area > max_pixels, area < min_pixels
+    out_h = np.where(too_big, down_h, np.where(too_small, up_h, h_bar))
+    out_w = np.where(too_big, down_w, np.where(too_small, up_w, w_bar))
+    return out_h.astype(np.int64), out_w.astype(np.int64)
+
+
+def valid_for_resize(heights: ArrayLike, widths: ArrayLike) -> np.ndarray:
+    """Which sizes :func:`smart_resize` accepts (positive sides, aspect ratio at most 200)."""
+    h = np.asarray(heights, dtype=np.float64)
+    w = np.asarray(widths, dtype=np.float64)
+    ok = (h > 0) & (w > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok &= np.maximum(h, w) / np.minimum(h, w) <= 200
+    return ok

@@ -124,3 +124,46 @@ def with_features(schema: pa.Schema, feats: dict[str, Any]) -> pa.Schema:
     meta = dict(schema.metadata or {})
     meta[b"huggingface"] = json.dumps({"info": {"features": feats}}).encode()
     return schema.with_metadata(meta)
+
+
+# ---- the canonical schema plus the boxes stage's columns --------------------------------------------
+MODEL_BBOX = pa.list_(pa.int32(), 4)
+BOXED_INSTANCE = pa.struct([*INSTANCE, ("model_bbox", MODEL_BBOX)])
+BOXED_INTERACTION = pa.struct(
+    [
+        *INTERACTION,
+        ("union_bbox", BBOX),  # person ∪ object (padded, clipped to the image), canonical pixels
+        ("refer_boxes", pa.list_(BBOX)),  # [person, object, union], canonical pixels
+        ("model_union_bbox", MODEL_BBOX),
+        ("model_refer_boxes", pa.list_(MODEL_BBOX)),  # [person, object, union] in the profile's frame
+    ]
+)
+BOXED_SCHEMA = pa.schema(
+    [
+        *(f for f in SCHEMA if f.name not in ("instances", "interactions")),
+        ("resized_width", pa.int32()),  # the profile's smart_resize size of the image
+        ("resized_height", pa.int32()),
+        ("instances", pa.list_(BOXED_INSTANCE)),
+        ("interactions", pa.list_(BOXED_INTERACTION)),
+    ]
+)
+
+
+def boxed_features(decode_images: bool = True) -> dict[str, Any]:
+    """Features of :data:`BOXED_SCHEMA`, in its column order."""
+    base = features(decode_images)
+    bbox, model_bbox = _list(_value("float32"), 4), _list(_value("int32"), 4)
+    instance = dict(base["instances"]["feature"]) | {"model_bbox": model_bbox}
+    interaction = dict(base["interactions"]["feature"]) | {
+        "union_bbox": bbox,
+        "refer_boxes": _list(bbox),
+        "model_union_bbox": model_bbox,
+        "model_refer_boxes": _list(model_bbox),
+    }
+    extra = {
+        "resized_width": _value("int32"),
+        "resized_height": _value("int32"),
+        "instances": _list(instance),
+        "interactions": _list(interaction),
+    }
+    return {f.name: extra.get(f.name, base.get(f.name)) for f in BOXED_SCHEMA}

@@ -1,0 +1,266 @@
+"""``hoidata boxes``: union ("interaction") boxes, refer boxes and model-frame boxes, per interaction.
+
+Everything is computed from the canonical boxes, never parsed back out of text: each instance gets
+its box in the chosen profile's frame, each interaction gets ``union_bbox`` (person ∪ object, with
+optional padding, clipped to the image) and ``refer_boxes = [person, object, union]``, in canonical
+pixels and in the profile's frame. One output shard per input shard; whole columns at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hoidata.errors import HoidataError
+from hoidata.io.dataset_dir import Manifest, StageRun, read_manifest
+from hoidata.io.files import fingerprint
+from hoidata.profiles import Profile, get_profile
+from hoidata.schemas import boxes as bx
+from hoidata.schemas import canonical
+
+NO_OBJECT_CHOICES = ("person", "null")
+
+
+@dataclass
+class BoxesConfig:
+    """What decides the added boxes; recorded in the manifest and read by later stages."""
+
+    profile: str = "qwen2.5-vl"
+    min_pixels: int | None = None  # default: the profile's budget
+    max_pixels: int | None = None
+    union_pad: float = 0.0  # pixels added on every side of the union box
+    union_pad_ratio: float = 0.0  # plus this share of the union's width/height on every side
+    no_object: str = (
+        "person"  # interactions without an object: "person" (object = union = person box) | "null"
+    )
+
+    def resolved_profile(self) -> Profile:
+        return get_profile(self.profile, self.min_pixels, self.max_pixels)
+
+
+def input_shards(path: Path | str, manifest: Manifest) -> list[Path]:
+    return [Path(path) / s["path"] for s in manifest.shards]
+
+
+def manifest_split(manifest: Manifest) -> str:
+    split = manifest.config.get("split")
+    if split:
+        return str(split)
+    return Path(manifest.shards[0]["path"]).name.rsplit("-", 3)[0] if manifest.shards else "train"
+
+
+def image_root(manifest: Manifest) -> str | None:
+    """The image root a dataset's relative paths refer to, as an absolute path (stages pass it on)."""
+    root = manifest.config.get("images")
+    return str(Path(root).resolve()) if root else None
+
+
+def boxes(input_dir: Path | str, out: Path | str, cfg: BoxesConfig, *, overwrite: bool = False) -> Manifest:
+    """Add union/refer/model-frame boxes to a canonical dataset directory."""
+    start = time.perf_counter()
+    profile = cfg.resolved_profile()
+    if cfg.no_object not in NO_OBJECT_CHOICES:
+        raise HoidataError(
+            f"--no-object must be one of {', '.join(NO_OBJECT_CHOICES)}, got {cfg.no_object!r}"
+        )
+    if cfg.union_pad < 0 or cfg.union_pad_ratio < 0:
+        raise HoidataError("union padding must not be negative")
+    manifest = read_manifest(input_dir)
+    if manifest.stage != "convert":
+        raise HoidataError(
+            f"expected a canonical dataset (made by `hoidata convert`), got a {manifest.stage!r} dataset",
+            file=str(input_dir),
+        )
+    shards = input_shards(input_dir, manifest)
+    decode = bool(manifest.config.get("embed_images"))
+    config = asdict(cfg) | {
+        "profile_spec": profile.describe(),
+        "input": str(Path(input_dir).resolve()),
+        "images": image_root(manifest),
+        "embed_images": decode,
+        "split": manifest_split(manifest),
+        "source_config": manifest.config,
+    }
+    run = StageRun(
+        out,
+        stage="boxes",
+        config=config,
+        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        features=canonical.boxed_features(decode_images=decode),
+        schema=canonical.BOXED_SCHEMA,
+        split=config["split"],
+        num_shards=len(shards),
+        overwrite=overwrite,
+    )
+    records_in = 0
+    for i, shard in enumerate(shards):
+        records_in += pq.read_metadata(shard).num_rows
+        if run.is_done(i):
+            continue
+        table, rejects = add_boxes(pq.read_table(shard), profile, cfg, source_file=str(shard))
+        run.write_shard(i, table, rejects)
+    return run.finish(records_in, started=start, profile=profile.describe())
+
+
+def add_boxes(
+    table: pa.Table, profile: Profile, cfg: BoxesConfig, source_file: str = ""
+) -> tuple[pa.Table, pa.Table]:
+    """The boxes stage on one table: (table with the boxed schema, rejects)."""
+    table = table.combine_chunks()
+    bad = _check_rows(table)
+    rejects = _rejects(table, bad, source_file)
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(bad)] = False
+    table = table.filter(pa.array(keep)) if bad else table
+    n = table.num_rows
+    width = table["width"].to_numpy(zero_copy_only=False).astype(np.float64)
+    height = table["height"].to_numpy(zero_copy_only=False).astype(np.float64)
+    rw, rh = profile.resized(width, height)
+
+    inst_list = table["instances"].chunk(0) if n else pa.array([], table.schema.field("instances").type)
+    inst_off = _offsets(inst_list)
+    inst = inst_list.values.slice(inst_off[0], inst_off[-1] - inst_off[0])
+    inst_off = inst_off - inst_off[0]
+    inst_row = np.repeat(np.arange(n), np.diff(inst_off))
+    inst_boxes = _boxes_of(inst.field("bbox"))
+    model_inst = profile.to_model(inst_boxes, width[inst_row], height[inst_row])
+
+    int_list = table["interactions"].chunk(0) if n else pa.array([], table.schema.field("interactions").type)
+    int_off = _offsets(int_list)
+    inter = int_list.values.slice(int_off[0], int_off[-1] - int_off[0])
+    int_off = int_off - int_off[0]
+    int_row = np.repeat(np.arange(n), np.diff(int_off))
+    subject = inter.field("subject").to_numpy(zero_copy_only=False).astype(np.int64)
+    obj = inter.field("object").to_numpy(zero_copy_only=False).astype(np.int64)
+    has_obj = obj >= 0
+    person = inst_boxes[inst_off[int_row] + subject] if len(subject) else np.zeros((0, 4))
+    obj_box = person.copy()
+    if has_obj.any():
+        obj_box[has_obj] = inst_boxes[inst_off[int_row[has_obj]] + obj[has_obj]]
+    union = _padded_union(person, obj_box, cfg, width[int_row], height[int_row])
+    model_union = profile.to_model(union, width[int_row], height[int_row])
+    model_person = model_inst[inst_off[int_row] + subject] if len(subject) else np.zeros((0, 4), np.int64)
+    model_obj = model_person.copy()
+    if has_obj.any():
+        model_obj[has_obj] = model_inst[inst_off[int_row[has_obj]] + obj[has_obj]]
+
+    null_union = ~has_obj if cfg.no_object == "null" else np.zeros(len(subject), bool)
+    new_inst = pa.StructArray.from_arrays(
+        [*inst.flatten(), _fixed(model_inst, pa.int32())], fields=list(canonical.BOXED_INSTANCE)
+    )
+    new_inter = pa.StructArray.from_arrays(
+        [
+            *inter.flatten(),
+            _fixed(union, pa.float32(), null_union),
+            _triples(person, obj_box, union, pa.float32(), null_union),
+            _fixed(model_union, pa.int32(), null_union),
+            _triples(model_person, model_obj, model_union, pa.int32(), null_union),
+        ],
+        fields=list(canonical.BOXED_INTERACTION),
+    )
+    columns = {name: table[name] for name in table.column_names}
+    columns["resized_width"] = pa.array(rw, pa.int32())
+    columns["resized_height"] = pa.array(rh, pa.int32())
+    columns["instances"] = pa.ListArray.from_arrays(pa.array(inst_off, pa.int32()), new_inst)
+    columns["interactions"] = pa.ListArray.from_arrays(pa.array(int_off, pa.int32()), new_inter)
+    out = pa.table([columns[f.name] for f in canonical.BOXED_SCHEMA], names=canonical.BOXED_SCHEMA.names)
+    return out, rejects
+
+
+def _offsets(arr: pa.ListArray) -> np.ndarray:
+    return arr.offsets.to_numpy().astype(np.int64)
+
+
+def _boxes_of(bbox: pa.FixedSizeListArray) -> np.ndarray:
+    return bbox.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+
+
+def _padded_union(
+    person: np.ndarray, obj: np.ndarray, cfg: BoxesConfig, width: np.ndarray, height: np.ndarray
+) -> np.ndarray:
+    union = bx.union(person, obj) if len(person) else np.zeros((0, 4))
+    if cfg.union_pad or cfg.union_pad_ratio:
+        size = np.concatenate([union[:, 2:] - union[:, :2]] * 2, axis=1)
+        pad = cfg.union_pad + cfg.union_pad_ratio * size
+        union = union + pad * np.array([-1, -1, 1, 1])
+        union[:, 0::2] = np.clip(union[:, 0::2], 0, width[:, None])
+        union[:, 1::2] = np.clip(union[:, 1::2], 0, height[:, None])
+    return union
+
+
+def _fixed(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None = None) -> pa.FixedSizeListArray:
+    flat = pa.array(np.asarray(values).reshape(-1).astype(dtype.to_pandas_dtype()), dtype)
+    mask = pa.array(null) if null is not None and null.any() else None
+    return pa.FixedSizeListArray.from_arrays(flat, 4, mask=mask)
+
+
+def _triples(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, dtype: pa.DataType, null: np.ndarray
+) -> pa.ListArray:
+    """``[a_i, b_i, c_i]`` per row as a list of boxes (null where ``null``)."""
+    stacked = np.stack([a, b, c], axis=1).reshape(-1, 4)
+    offsets = pa.array(np.arange(0, 3 * len(a) + 1, 3), pa.int32())
+    mask = pa.array(null) if null.any() else None
+    return pa.ListArray.from_arrays(offsets, _fixed(stacked, dtype), mask=mask)
+
+
+def _check_rows(table: pa.Table) -> dict[int, tuple[str, str]]:
+    """Rows the stage cannot box, with (field, reason): unknown or unusable image sizes, and
+    interactions pointing at instances that do not exist (hand-made datasets)."""
+    bad: dict[int, tuple[str, str]] = {}
+    n = table.num_rows
+    if not n:
+        return bad
+    width = table["width"].to_numpy(zero_copy_only=False)
+    height = table["height"].to_numpy(zero_copy_only=False)
+    missing = pc.or_(pc.is_null(table["width"]), pc.is_null(table["height"])).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(missing):
+        bad[int(i)] = ("width", "image size unknown (convert with --image-check or --image-size)")
+    w = np.nan_to_num(width.astype(np.float64))
+    h = np.nan_to_num(height.astype(np.float64))
+    for i in np.flatnonzero(~missing & ~bx.valid_for_resize(h, w)):
+        bad[int(i)] = ("width", f"image size {int(w[i])}x{int(h[i])} cannot be resized (aspect ratio > 200)")
+    n_inst = pc.list_value_length(table["instances"]).fill_null(0).to_numpy(zero_copy_only=False)
+    inter = table["interactions"].combine_chunks()
+    row = np.repeat(np.arange(n), np.diff(_offsets(inter)))
+    flat = inter.flatten()
+    subject = flat.field("subject").to_numpy(zero_copy_only=False)
+    obj = flat.field("object").to_numpy(zero_copy_only=False)
+    wrong_s = (subject < 0) | (subject >= n_inst[row])
+    wrong_o = (obj < -1) | (obj >= n_inst[row])
+    for k in np.flatnonzero(wrong_s | wrong_o):
+        r = int(row[k])
+        field = "interactions.subject" if wrong_s[k] else "interactions.object"
+        bad.setdefault(
+            r, (field, f"index {subject[k] if wrong_s[k] else obj[k]} is not an instance of the record")
+        )
+    return bad
+
+
+def _rejects(table: pa.Table, bad: dict[int, tuple[str, str]], source_file: str) -> pa.Table:
+    rows = []
+    for i, (field, reason) in sorted(bad.items()):
+        record = table.slice(i, 1).drop_columns(["image"]).to_pylist()[0]
+        rows.append(
+            {
+                "source_file": source_file,
+                "record_index": i,
+                "sample_id": record["sample_id"],
+                "field": field,
+                "reason": reason,
+                "raw": orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=canonical.REJECTS_SCHEMA)
+
+
+def boxes_columns_present(schema: pa.Schema) -> bool:
+    """Whether a table carries what the boxes stage adds."""
+    return "resized_width" in schema.names and "interactions" in schema.names

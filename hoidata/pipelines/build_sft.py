@@ -1,0 +1,308 @@
+"""``hoidata build-sft TASK``: a boxed HOI dataset → a TRL-ready SFT dataset (``images`` + ``messages``).
+
+Tasks: ``referring`` (boxes → actions), ``grounding`` (action → every matching pair), ``detection``
+(image → every triplet), ``cof`` (chain-of-focus: zoom-in tool call with the real crop) and
+``spatial`` (referring with ``refer_boxes = [person, object, union]`` for spatial-linking models).
+Records in are images; an image that yields no sample (no interaction to ask about) is a reject.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image
+
+from hoidata.errors import HoidataError
+from hoidata.io.dataset_dir import Manifest, StageRun, read_manifest
+from hoidata.io.files import fingerprint
+from hoidata.pipelines.boxes import input_shards, manifest_split
+from hoidata.profiles import Profile, get_profile
+from hoidata.schemas.canonical import REJECTS_SCHEMA
+from hoidata.sft import tasks
+from hoidata.sft.cof import TOOLS_JSON, cof_columns
+from hoidata.sft.messages import single_turn
+from hoidata.sft.schema import SFT_SCHEMA, sft_features
+
+IMAGE_MODES = ("auto", "embed", "path", "resize")
+
+
+@dataclass
+class BuildSftConfig:
+    """What decides an SFT dataset; recorded in the manifest."""
+
+    task: str
+    seed: int = 0
+    images: str = "auto"  # auto (as the input stores them) | embed | path | resize (to the profile's size)
+    tool_share: float = 0.35  # cof: share of samples that call zoom_in
+    threads: int = 8  # image reading / resizing
+
+
+def build_sft(
+    input_dir: Path | str, out: Path | str, cfg: BuildSftConfig, *, overwrite: bool = False
+) -> Manifest:
+    start = time.perf_counter()
+    if cfg.task not in tasks.TASKS:
+        raise HoidataError(f"unknown task {cfg.task!r}; choose one of {', '.join(tasks.TASKS)}")
+    if cfg.images not in IMAGE_MODES:
+        raise HoidataError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {cfg.images!r}")
+    if not 0.0 <= cfg.tool_share <= 1.0:
+        raise HoidataError(f"--tool-share must be within [0, 1], got {cfg.tool_share}")
+    manifest = read_manifest(input_dir)
+    if manifest.stage != "boxes":
+        raise HoidataError(
+            f"expected a dataset made by `hoidata boxes` (it fixes the model profile), got a "
+            f"{manifest.stage!r} dataset: run `hoidata boxes {input_dir} --profile ... --out ...` first",
+            file=str(input_dir),
+        )
+    spec = manifest.config["profile_spec"]
+    profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
+    root = manifest.config.get("images")
+    embedded_input = bool(manifest.config.get("embed_images"))
+    mode = cfg.images if cfg.images != "auto" else ("embed" if embedded_input else "path")
+    if mode in ("embed", "resize") and not embedded_input and not root:
+        raise HoidataError("the input has neither embedded images nor an image root to read them from")
+    if mode == "path" and embedded_input and not root:
+        raise HoidataError("--images path needs an image root; the input only has embedded bytes")
+    shards = input_shards(input_dir, manifest)
+    config = asdict(cfg) | {
+        "images_mode": mode,
+        "images": root if mode == "path" else None,
+        "profile": profile.name,
+        "profile_spec": profile.describe(),
+        "input": str(Path(input_dir).resolve()),
+        "split": manifest_split(manifest),
+    }
+    run = StageRun(
+        out,
+        stage="build-sft",
+        config=config,
+        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        features=sft_features(decode_images=mode != "path"),
+        schema=SFT_SCHEMA,
+        split=config["split"],
+        num_shards=len(shards),
+        overwrite=overwrite,
+    )
+    records_in = records_out = 0
+    for i, shard in enumerate(shards):
+        table = pq.read_table(shard)
+        records_in += table.num_rows
+        if run.is_done(i):
+            records_out += _kept_rows(run, i, table.num_rows)
+            continue
+        out_table, rejects = build_table(table, profile, cfg, mode, root, source_file=str(shard))
+        records_out += table.num_rows - rejects.num_rows
+        run.write_shard(i, out_table, rejects)
+    return run.finish(records_in, started=start, records_out=records_out, profile=profile.describe())
+
+
+def _kept_rows(run: StageRun, shard: int, rows_in: int) -> int:
+    """Input records a finished shard kept (for a resumed run's accounting)."""
+    return rows_in - pq.read_metadata(run.work / f"rejects-{shard:05d}.parquet").num_rows
+
+
+def build_table(
+    table: pa.Table, profile: Profile, cfg: BuildSftConfig, mode: str, root: str | None, source_file: str = ""
+) -> tuple[pa.Table, pa.Table]:
+    """One boxed table → (SFT samples, rejects)."""
+    table = table.combine_chunks()
+    it = tasks.flatten(table)
+    width = table["width"].to_numpy(zero_copy_only=False).astype(np.float64)
+    height = table["height"].to_numpy(zero_copy_only=False).astype(np.float64)
+    rw = table["resized_width"].to_numpy(zero_copy_only=False).astype(np.int64)
+    rh = table["resized_height"].to_numpy(zero_copy_only=False).astype(np.int64)
+    images = (
+        table["image"].combine_chunks()
+        if table.num_rows
+        else pa.array([], SFT_SCHEMA.field("images").type.value_type)
+    )
+    loader = _ImageLoader(images, root)
+    if mode == "resize":
+        images = _resized_images(images, loader, rw, rh, cfg.threads)
+        sx, sy = rw / np.maximum(width, 1), rh / np.maximum(height, 1)
+        for name in ("person", "object_box"):
+            boxes = getattr(it, name)
+            boxes[:, 0::2] *= sx[it.row, None]
+            boxes[:, 1::2] *= sy[it.row, None]
+        width, height = rw.astype(np.float64), rh.astype(np.float64)
+        loader = _ImageLoader(images, root)
+    elif mode == "embed":
+        images = _embedded_images(images, loader, cfg.threads)
+        loader = _ImageLoader(images, root)
+    elif mode == "path":
+        images = pa.StructArray.from_arrays(
+            [pa.nulls(len(images), pa.binary()), images.field("path")], names=["bytes", "path"]
+        )
+
+    if cfg.task == "grounding":
+        units = tasks.grounding_units(it, profile, cfg.seed)
+    elif cfg.task == "detection":
+        units = tasks.detection_units(it, profile, cfg.seed)
+    else:
+        units = tasks.pair_units(it, profile, cfg.seed, cfg.task)
+
+    source_ids = table["sample_id"].combine_chunks()
+    row = units.row
+    index_in_row = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+    sample_ids = pc.binary_join_element_wise(
+        source_ids.take(pa.array(row)), f":{cfg.task}:", pa.array(index_in_row).cast(pa.string()), ""
+    )
+    n = len(units)
+    uses_tool = np.zeros(n, bool)
+    image_lists = _single_images(images, row)
+    if cfg.task == "cof":
+        messages, crops, uses_tool = cof_columns(
+            it,
+            units,
+            profile,
+            cfg.seed,
+            cfg.tool_share,
+            sample_ids,
+            width[row],
+            height[row],
+            loader.open,
+            _encode_crop,
+        )
+        if uses_tool.any():
+            image_lists = _with_crops(images, row, crops)
+    else:
+        messages = single_turn(units.question, units.answer)
+    refer = (
+        tasks.refer_boxes_column(it, units)
+        if cfg.task == "spatial"
+        else pa.nulls(n, SFT_SCHEMA.field("refer_boxes").type)
+    )
+    columns = {
+        "sample_id": sample_ids,
+        "source_id": source_ids.take(pa.array(row)),
+        "task": pa.array(np.full(n, cfg.task, object), pa.string()),
+        "images": image_lists,
+        "messages": messages,
+        "tools": pc.if_else(pa.array(uses_tool), TOOLS_JSON, pa.scalar(None, pa.string())),
+        "width": pa.array(width[row].astype(np.int32)),
+        "height": pa.array(height[row].astype(np.int32)),
+        "resized_width": pa.array(rw[row].astype(np.int32)),
+        "resized_height": pa.array(rh[row].astype(np.int32)),
+        "pairs": tasks.pairs_column(it, units),
+        "refer_boxes": refer,
+        "uses_tool": pa.array(uses_tool),
+    }
+    out = pa.table([columns[f.name] for f in SFT_SCHEMA], schema=SFT_SCHEMA)
+    return out, _rejects(table, row, cfg.task, source_file)
+
+
+def _single_images(images: pa.StructArray, row: np.ndarray) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(np.arange(len(row) + 1), pa.int32()), images.take(pa.array(row)))
+
+
+def _with_crops(images: pa.StructArray, row: np.ndarray, crops: list[bytes | None]) -> pa.ListArray:
+    """[image] per sample, plus the crop as a second image where the sample zooms in."""
+    has = np.array([c is not None for c in crops])
+    counts = 1 + has
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    base = images.take(pa.array(row))
+    crop_structs = pa.StructArray.from_arrays(
+        [pa.array([c for c in crops if c is not None], pa.binary()), pa.nulls(int(has.sum()), pa.string())],
+        names=["bytes", "path"],
+    )
+    # positions: the base image at offsets[i], the crop (if any) right after it
+    all_images = pa.concat_arrays([base, crop_structs])
+    take = np.empty(offsets[-1], np.int64)
+    take[offsets[:-1]] = np.arange(len(row))
+    take[offsets[:-1][has] + 1] = len(row) + np.arange(int(has.sum()))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), all_images.take(pa.array(take)))
+
+
+class _ImageLoader:
+    """Opens row images from embedded bytes or from the image root."""
+
+    def __init__(self, images: pa.StructArray, root: str | None) -> None:
+        self.images, self.root = images, Path(root) if root else None
+
+    def raw(self, row: int) -> bytes:
+        b = self.images.field("bytes")[row].as_py()
+        if b is not None:
+            return b
+        path = self.images.field("path")[row].as_py()
+        if self.root is None or path is None:
+            raise HoidataError("image has neither bytes nor a path under an image root", record=row)
+        return (self.root / path).read_bytes()
+
+    def open(self, row: int) -> Image.Image:
+        im = Image.open(io.BytesIO(self.raw(row)))
+        im.load()
+        return im
+
+
+def _embedded_images(images: pa.StructArray, loader: _ImageLoader, threads: int) -> pa.StructArray:
+    """Original bytes for every row (no re-encoding)."""
+    if images.field("bytes").null_count == 0:
+        return images
+    with ThreadPoolExecutor(threads) as pool:
+        data = list(pool.map(loader.raw, range(len(images))))
+    return pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), images.field("path")], names=["bytes", "path"]
+    )
+
+
+def _resized_images(
+    images: pa.StructArray, loader: _ImageLoader, rw: np.ndarray, rh: np.ndarray, threads: int
+) -> pa.StructArray:
+    """Every image resized (bicubic, as the Qwen processors) to the profile's smart_resize size, so that
+    the processor's own resize is the identity and training and vLLM see the same pixels."""
+
+    def one(row: int) -> bytes:
+        im = loader.open(row)
+        fmt = "JPEG" if im.format == "JPEG" else "PNG"
+        size = (int(rw[row]), int(rh[row]))
+        resized = im if im.size == size else im.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        return _encode(resized, fmt)
+
+    with ThreadPoolExecutor(threads) as pool:
+        data = list(pool.map(one, range(len(images))))
+    return pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), images.field("path")], names=["bytes", "path"]
+    )
+
+
+def _encode(im: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        im.convert("RGB").save(buf, format="JPEG", quality=95)
+    else:
+        im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encode_crop(im: Image.Image) -> bytes:
+    """Crops are stored losslessly: they are what the tool returns, pixel for pixel."""
+    return _encode(im, "PNG")
+
+
+def _rejects(table: pa.Table, row: np.ndarray, task: str, source_file: str) -> pa.Table:
+    used = np.zeros(table.num_rows, bool)
+    used[row] = True
+    missing = np.flatnonzero(~used)
+    ids = table["sample_id"].take(pa.array(missing)).to_pylist()
+    return pa.Table.from_pylist(
+        [
+            {
+                "source_file": source_file,
+                "record_index": int(i),
+                "sample_id": sid,
+                "field": "interactions",
+                "reason": f"no interactions to build a {task} sample from",
+                "raw": None,
+            }
+            for i, sid in zip(missing, ids, strict=True)
+        ],
+        schema=REJECTS_SCHEMA,
+    )

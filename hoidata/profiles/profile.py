@@ -1,0 +1,362 @@
+"""A model profile owns everything that differs between model families on the data side.
+
+Pixel budget and resize rule, the frame boxes are written in (0–1000 relative, or absolute pixels
+on the ``smart_resize``d image), how a box and an HOI answer look as text, and how to read them
+back. Adding a model family is adding a profile, not an if-statement in every stage.
+
+Text is produced vectorised (``*_texts`` methods take arrays and return Arrow string arrays), so
+the builders format hundreds of thousands of boxes without a Python loop; the scalar helpers call
+the same code on one row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hoidata.errors import HoidataError
+from hoidata.schemas import boxes as bx
+
+
+class BoxFrame(StrEnum):
+    RELATIVE_1000 = "relative-1000"  # round(x / width * 1000), clamped to [0, 1000]
+    RESIZED_PIXELS = "resized-pixels"  # absolute pixels on the smart_resize'd image
+
+
+class BoxStyle(StrEnum):
+    JSON = "json"  # [x1, y1, x2, y2]; answers as JSON with "*_bbox_2d" keys
+    TOKENS = "tokens"  # <|box_start|>(x1,y1),(x2,y2)<|box_end|>
+
+
+REF_START, REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
+BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
+THINK = ("<think>", "</think>")
+ANSWER = ("<answer>", "</answer>")
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_JSON_BOX = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
+_TOKEN_BOX = re.compile(
+    rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)"
+)
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.S)
+
+
+def display_name(name: str) -> str:
+    """Taxonomy names as people write them: ``sports_ball`` → ``sports ball``."""
+    return name.replace("_", " ")
+
+
+def taxonomy_name(text: str) -> str:
+    """The inverse of :func:`display_name`, tolerant of case and spacing."""
+    return "_".join(text.strip().lower().split())
+
+
+@dataclass(frozen=True)
+class ParsedPair:
+    """One (person, verb, object) read back from a model's answer, boxes in canonical pixels."""
+
+    person_box: np.ndarray | None
+    object_box: np.ndarray | None
+    verb: str | None = None  # taxonomy spelling (underscores)
+    object: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    factor: int  # smart_resize multiple: patch size × spatial merge
+    min_pixels: int
+    max_pixels: int
+    frame: BoxFrame
+    style: BoxStyle
+    chat_template: str | None  # a template shipped in hoidata/profiles/templates, or None: the model's own
+
+    # ---- sizes and frames -------------------------------------------------------------------------
+    def resized(self, widths: Any, heights: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(resized_widths, resized_heights)`` the processor will produce for these images."""
+        rh, rw = bx.smart_resize_many(heights, widths, self.factor, self.min_pixels, self.max_pixels)
+        return rw, rh
+
+    def image_tokens(self, width: int, height: int) -> int:
+        """Visual tokens the model spends on an image of this size."""
+        rw, rh = self.resized([width], [height])
+        return int(rw[0] // self.factor) * int(rh[0] // self.factor)
+
+    def to_model(self, boxes: Any, widths: Any, heights: Any) -> np.ndarray:
+        """Canonical pixel boxes → the integers a model of this family reads and writes (N, 4)."""
+        b = bx._as_boxes(boxes)
+        if self.frame is BoxFrame.RELATIVE_1000:
+            return bx.quantize(bx.to_normalized(b, widths, heights, 1000), high=1000)
+        rw, rh = self.resized(widths, heights)
+        scaled = np.rint(bx.to_resized(b, widths, heights, rw, rh))
+        scaled[:, 0::2] = np.clip(scaled[:, 0::2], 0, np.asarray(rw, np.float64).reshape(-1, 1))
+        scaled[:, 1::2] = np.clip(scaled[:, 1::2], 0, np.asarray(rh, np.float64).reshape(-1, 1))
+        return scaled.astype(np.int64)
+
+    def from_model(self, boxes: Any, widths: Any, heights: Any) -> np.ndarray:
+        """Model-frame boxes → canonical pixels (float64)."""
+        b = bx._as_boxes(boxes)
+        if self.frame is BoxFrame.RELATIVE_1000:
+            return bx.from_normalized(b, widths, heights, 1000)
+        rw, rh = self.resized(widths, heights)
+        return bx.from_resized(b, widths, heights, rw, rh)
+
+    def quantization_error(self, widths: Any, heights: Any) -> np.ndarray:
+        """Largest canonical error (pixels) a to_model → from_model round trip can make, per image."""
+        w, h = np.asarray(widths, np.float64), np.asarray(heights, np.float64)
+        if self.frame is BoxFrame.RELATIVE_1000:
+            return 0.5 * np.maximum(w, h) / 1000
+        rw, rh = self.resized(w, h)
+        return 0.5 * np.maximum(w / rw, h / rh)
+
+    # ---- text -------------------------------------------------------------------------------------
+    def box_texts(self, model_boxes: Any) -> pa.StringArray:
+        """Model-frame integer boxes (N, 4) → one string each, as this family writes a box."""
+        b = np.asarray(model_boxes, dtype=np.int64).reshape(-1, 4)
+        c = [pa.array(b[:, i]).cast(pa.string()) for i in range(4)]
+        if self.style is BoxStyle.JSON:
+            parts: list[Any] = ["[", c[0], ", ", c[1], ", ", c[2], ", ", c[3], "]"]
+        else:
+            parts = [BOX_START + "(", c[0], ",", c[1], "),(", c[2], ",", c[3], ")" + BOX_END]
+        return _join(parts, len(b))
+
+    def box_text(self, model_box: Any) -> str:
+        return self.box_texts([model_box])[0].as_py()
+
+    def pair_texts(
+        self,
+        person_boxes: Any,
+        object_boxes: Any,
+        has_object: Any,
+        verbs: pa.Array | None = None,
+        objects: pa.Array | None = None,
+    ) -> pa.StringArray:
+        """One answer entry per interaction; verbs/objects (display names) may be left out (grounding)."""
+        n = len(np.asarray(person_boxes).reshape(-1, 4))
+        pb, ob = self.box_texts(person_boxes), self.box_texts(object_boxes)
+        has_object = pa.array(np.asarray(has_object, dtype=bool))
+        if self.style is BoxStyle.JSON:
+            parts: list[Any] = ['{"person_bbox_2d": ', pb]
+            if verbs is not None:
+                parts += [', "verb": ', _json_strings(verbs)]
+            if objects is not None:
+                parts += [', "object": ', _json_strings(objects)]
+            parts += [pc.if_else(has_object, _join([', "object_bbox_2d": ', ob], n), ""), "}"]
+        else:
+            parts = [REF_START + "person" + REF_END, pb]
+            if verbs is not None:
+                parts += [" ", verbs]
+            if objects is not None:
+                parts += [" ", REF_START, objects, REF_END]
+            parts += [pc.if_else(has_object, ob, "")]
+        return _join(parts, n)
+
+    def join_entries(self, entries: pa.ListArray) -> pa.StringArray:
+        """A list of answer entries per sample → the answer text (a JSON list, or one entry per line)."""
+        if self.style is BoxStyle.JSON:
+            return _join(["[", pc.binary_join(entries, ", "), "]"], len(entries))
+        return pc.binary_join(entries, "\n")
+
+    def answer_hint(self, labels: bool = True) -> str:
+        """How to answer with pairs, as told to the model in a prompt (``labels``: with verb and object)."""
+        if self.style is BoxStyle.JSON:
+            frame = "0-1000 relative" if self.frame is BoxFrame.RELATIVE_1000 else "pixel"
+            middle = ' "verb": ..., "object": ...,' if labels else ""
+            return (
+                f'Answer with a JSON list of {{"person_bbox_2d": [x1, y1, x2, y2],{middle} '
+                f'"object_bbox_2d": [x1, y1, x2, y2]}} entries, {frame} coordinates.'
+            )
+        if labels:
+            return "Answer with one line per interaction: the person and its box, the verb, the object and its box."
+        return "Answer with one line per pair: the person and its box, then the object's box."
+
+    # ---- parsing ----------------------------------------------------------------------------------
+    def parse_boxes(self, text: str, width: float, height: float) -> np.ndarray:
+        """Every box written in ``text`` (answer block preferred), as canonical pixels (N, 4)."""
+        found = _box_pattern(self.style).findall(_answer_part(text))
+        if not found:
+            return np.zeros((0, 4))
+        return self.from_model(np.array(found, dtype=np.float64), width, height)
+
+    def parse_pairs(self, text: str, width: float, height: float) -> list[ParsedPair]:
+        """HOI answer entries in ``text`` → canonical pairs; unreadable entries are skipped."""
+        body = _answer_part(text)
+        if self.style is BoxStyle.JSON:
+            entries = _json_entries(body)
+        else:
+            entries = [_token_entry(line) for line in body.splitlines()]
+        out = []
+        for e in entries:
+            if e is None or e.get("person") is None:
+                continue
+            person = self.from_model(np.array([e["person"]], np.float64), width, height)[0]
+            obj = e.get("object_box")
+            obj = None if obj is None else self.from_model(np.array([obj], np.float64), width, height)[0]
+            out.append(
+                ParsedPair(
+                    person,
+                    obj,
+                    taxonomy_name(e["verb"]) if e.get("verb") else None,
+                    taxonomy_name(e["object"]) if e.get("object") else None,
+                )
+            )
+        return out
+
+    def with_budget(self, min_pixels: int | None = None, max_pixels: int | None = None) -> Profile:
+        mn = self.min_pixels if min_pixels is None else min_pixels
+        mx = self.max_pixels if max_pixels is None else max_pixels
+        if not 0 < mn <= mx:
+            raise HoidataError(f"pixel budget must satisfy 0 < min_pixels <= max_pixels, got {mn}..{mx}")
+        if mx < self.factor**2:
+            raise HoidataError(f"max_pixels must be at least {self.factor**2} for {self.name}")
+        return replace(self, min_pixels=mn, max_pixels=mx)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "factor": self.factor,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "frame": str(self.frame),
+            "style": str(self.style),
+            "chat_template": self.chat_template or "model",
+        }
+
+
+def _join(parts: list[Any], n: int) -> pa.StringArray:
+    """Element-wise concatenation of string arrays and literals (literals broadcast)."""
+    arrays = [p if isinstance(p, pa.Array | pa.ChunkedArray) else pa.scalar(p, pa.string()) for p in parts]
+    if not any(isinstance(a, pa.Array | pa.ChunkedArray) for a in arrays):
+        return pa.array(["".join(parts)] * n, pa.string())
+    out = pc.binary_join_element_wise(*arrays, "")
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """JSON string literals of ``values``, escaped once per distinct value."""
+    encoded = values.dictionary_encode()
+    literals = pa.array([orjson.dumps(v).decode() for v in encoded.dictionary.to_pylist()], pa.string())
+    return literals.take(encoded.indices)
+
+
+def _box_pattern(style: BoxStyle) -> re.Pattern[str]:
+    return _JSON_BOX if style is BoxStyle.JSON else _TOKEN_BOX
+
+
+def _answer_part(text: str) -> str:
+    """The last ``<answer>…</answer>`` block when there is one, else the whole text."""
+    blocks = _ANSWER_BLOCK.findall(text)
+    return blocks[-1] if blocks else text
+
+
+def _json_entries(body: str) -> list[dict[str, Any] | None]:
+    """Pair entries from JSON text; tolerant of code fences, prose around the JSON, and cut-off lists."""
+    body = body.strip()
+    start = min((i for i in (body.find("["), body.find("{")) if i >= 0), default=-1)
+    data: Any = None
+    if start >= 0:
+        # the longest parseable JSON value from the first bracket; a few tries bound adversarial text
+        ends = [i + 1 for i in range(len(body) - 1, start, -1) if body[i] in "]}"][:32]
+        for end in ends:
+            try:
+                data = orjson.loads(body[start:end])
+                break
+            except orjson.JSONDecodeError:
+                continue
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        return []
+    return [_json_entry(d) for d in data]
+
+
+def _json_entry(d: Any) -> dict[str, Any] | None:
+    if not isinstance(d, dict):
+        return None
+    person = _box_value(d.get("person_bbox_2d"))
+    if person is None and str(d.get("label", "person")).strip().lower() == "person":
+        person = _box_value(d.get("bbox_2d"))  # Qwen's native {"bbox_2d", "label"} grounding entries
+    verb, obj = d.get("verb"), d.get("object")
+    return {
+        "person": person,
+        "object_box": _box_value(d.get("object_bbox_2d")),
+        "verb": verb if isinstance(verb, str) else None,
+        "object": obj if isinstance(obj, str) else None,
+    }
+
+
+def _box_value(v: Any) -> list[float] | None:
+    if (
+        isinstance(v, list)
+        and len(v) == 4
+        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in v)
+    ):
+        return [float(c) for c in v]
+    return None
+
+
+def _token_entry(line: str) -> dict[str, Any] | None:
+    """``person (box) verb object (box)`` with or without the special tokens (decoders drop them)."""
+    found = list(_TOKEN_BOX.finditer(line))
+    if not found:
+        return None
+    first = found[0]
+    entry: dict[str, Any] = {"person": [float(g) for g in first.groups()], "object_box": None}
+    between = line[first.end() : found[1].start()] if len(found) > 1 else line[first.end() :]
+    between = between.replace(BOX_END, "").replace(BOX_START, "")
+    if len(found) > 1:
+        entry["object_box"] = [float(g) for g in found[1].groups()]
+    if REF_START in between:
+        verb, _, obj = between.partition(REF_START)
+        entry["verb"], entry["object"] = verb.strip() or None, obj.replace(REF_END, "").strip() or None
+    else:
+        words = between.strip()
+        entry["verb"] = words or None
+    return entry
+
+
+PROFILES: dict[str, Profile] = {
+    "qwen2-vl": Profile(
+        name="qwen2-vl",
+        factor=28,
+        min_pixels=4 * 28 * 28,
+        max_pixels=1280 * 28 * 28,
+        frame=BoxFrame.RELATIVE_1000,
+        style=BoxStyle.TOKENS,
+        chat_template="qwen2_5_vl_tools.jinja",  # same vision tokens as Qwen2.5-VL; stock template has no tools
+    ),
+    "qwen2.5-vl": Profile(
+        name="qwen2.5-vl",
+        factor=28,
+        min_pixels=4 * 28 * 28,
+        max_pixels=1280 * 28 * 28,
+        frame=BoxFrame.RESIZED_PIXELS,
+        style=BoxStyle.JSON,
+        chat_template="qwen2_5_vl_tools.jinja",
+    ),
+    "qwen3-vl": Profile(
+        name="qwen3-vl",
+        factor=32,
+        min_pixels=64 * 32 * 32,
+        max_pixels=1280 * 32 * 32,
+        frame=BoxFrame.RELATIVE_1000,
+        style=BoxStyle.JSON,
+        chat_template=None,  # Qwen3-VL's own template renders tools
+    ),
+}
+
+
+def get_profile(name: str, min_pixels: int | None = None, max_pixels: int | None = None) -> Profile:
+    """The named profile, with an optional pixel budget of the user's."""
+    try:
+        profile = PROFILES[name]
+    except KeyError:
+        raise HoidataError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+    return profile.with_budget(min_pixels, max_pixels)

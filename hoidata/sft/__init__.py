@@ -1,0 +1,1 @@
+"""SFT dataset builders: referring, grounding, detection, chain-of-focus and spatial-linking."""
