@@ -15,8 +15,9 @@ $(STAMP_CORE): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# the tests build tiny Qwen VL models and run TRL on CPU: they need the train extra too
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[train,test]"
 	touch $@ $(STAMP_CORE)
 
 demo: $(STAMP_CORE)

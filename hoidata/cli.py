@@ -123,7 +123,8 @@ def _print_summary(manifest: object, out: Path) -> None:
     secs = manifest.timings.get("total_s", 0.0)  # type: ignore[attr-defined]
     typer.echo(
         f"{manifest.stage}: {counts['in']:,} records in → {counts['out']:,} out, {counts['rejected']:,} rejected"  # type: ignore[attr-defined]
-        f" ({secs:.2f} s)\n  dataset: {out}"
+        + (f", {counts['rows']:,} rows written" if "rows" in counts else "")
+        + f" ({secs:.2f} s)\n  dataset: {out}"
     )
     if counts["rejected"]:
         rejects = pq.read_table(out / "rejects.parquet", columns=["field", "reason"]).to_pylist()
@@ -267,6 +268,118 @@ def convert_hoiqa(
     )
 
 
+class ProfileName(StrEnum):
+    qwen2_vl = "qwen2-vl"
+    qwen2_5_vl = "qwen2.5-vl"
+    qwen3_vl = "qwen3-vl"
+
+
+class NoObject(StrEnum):
+    person = "person"
+    null = "null"
+
+
+class SftTask(StrEnum):
+    referring = "referring"
+    grounding = "grounding"
+    detection = "detection"
+    cof = "cof"
+    spatial = "spatial"
+
+
+class ImageMode(StrEnum):
+    auto = "auto"
+    embed = "embed"
+    path = "path"
+    resize = "resize"
+
+
+InputDir = Annotated[Path, typer.Argument(help="Input dataset directory.", show_default=False)]
+
+
+@app.command(
+    "boxes",
+    epilog="""Examples:
+
+    hoidata boxes data/hico-train --profile qwen2.5-vl --out data/hico-train-boxes
+
+    hoidata boxes data/hico-test --profile qwen3-vl --union-pad 8 --out data/hico-test-q3
+
+    hoidata boxes data/swig-train --profile qwen3-vl --no-object null --max-pixels 1003520 -o data/swig-q3
+""",
+)
+def boxes_cmd(
+    input_dir: InputDir,
+    out: Out,
+    profile: Annotated[
+        ProfileName, typer.Option(help="Model profile whose box frame to add.")
+    ] = ProfileName.qwen2_5_vl,
+    min_pixels: Annotated[
+        int | None, typer.Option(help="Pixel budget floor (default: the profile's).")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Pixel budget ceiling (default: the profile's).")
+    ] = None,
+    union_pad: Annotated[float, typer.Option(help="Pixels added on each side of the union box.")] = 0.0,
+    union_pad_ratio: Annotated[
+        float, typer.Option(help="Plus this share of the union's size on each side (0.1 = 10%).")
+    ] = 0.0,
+    no_object: Annotated[
+        NoObject, typer.Option(help="Interactions without an object: use the person box, or leave null.")
+    ] = NoObject.person,
+    overwrite: Overwrite = False,
+) -> None:
+    """Add union ("interaction") boxes, refer boxes [person, object, union] and the profile's box frame."""
+    from hoidata.pipelines.boxes import BoxesConfig, boxes
+
+    cfg = BoxesConfig(
+        profile=profile.value,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        union_pad=union_pad,
+        union_pad_ratio=union_pad_ratio,
+        no_object=no_object.value,
+    )
+    _print_summary(boxes(input_dir, out, cfg, overwrite=overwrite), out)
+
+
+@app.command(
+    "build-sft",
+    epilog="""Examples:
+
+    hoidata build-sft referring data/hico-train-boxes --out data/sft-referring
+
+    hoidata build-sft grounding data/hico-train-boxes --out data/sft-grounding --images embed
+
+    hoidata build-sft cof data/hico-train-boxes --tool-share 0.35 --images resize --out data/sft-cof
+
+    hoidata build-sft spatial data/hico-train-boxes --seed 1 --out data/sft-spatial
+""",
+)
+def build_sft_cmd(
+    task: Annotated[SftTask, typer.Argument(help="Which SFT task to build.", show_default=False)],
+    input_dir: InputDir,
+    out: Out,
+    seed: Annotated[int, typer.Option(help="Seed of paraphrase choice and tool share (deterministic).")] = 0,
+    images: Annotated[
+        ImageMode,
+        typer.Option(
+            help="auto: as the input stores them; embed: original bytes; path: relative paths; "
+            "resize: pre-resized to the profile's smart_resize size (same pixels for training and vLLM)."
+        ),
+    ] = ImageMode.auto,
+    tool_share: Annotated[
+        float, typer.Option(help="cof: share of samples that call the zoom-in tool.")
+    ] = 0.35,
+    overwrite: Overwrite = False,
+) -> None:
+    """Build a TRL-ready SFT dataset (`images` + `messages`) from a `hoidata boxes` dataset."""
+    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+
+    cfg = BuildSftConfig(task=task.value, seed=seed, images=images.value, tool_share=tool_share)
+    _print_summary(build_sft(input_dir, out, cfg, overwrite=overwrite), out)
+
+
 @app.command(epilog="Example:\n\n    hoidata demo --out data/demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
@@ -277,6 +390,91 @@ def demo(
     from hoidata.pipelines.demo import run_demo
 
     run_demo(out)
+
+
+@app.command(
+    epilog="""Examples:
+
+    hoidata push data/hico-train data/hico-test --repo-id org/hico-det --dry-run --out hub/hico-det
+
+    hoidata push data/cot-sft --repo-id org/hico-cot-sft --private
+
+    hoidata push data/hico-test --repo-id org/hico-det --revision v2 --max-shard-size 1GB
+""",
+)
+def push(
+    dataset_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="DATASET_DIR",
+            help="Dataset directories to publish, one split each (e.g. train and test).",
+            show_default=False,
+        ),
+    ],
+    repo_id: Annotated[
+        str, typer.Option("--repo-id", help="Hub dataset repository, NAMESPACE/NAME.", show_default=False)
+    ],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Hub token (default: HF_TOKEN, else the cached login); never printed.", show_default=False
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="Branch to commit to (created if missing; default: main).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build the repository tree into --out and upload nothing.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to build the tree: required with --dry-run; for an upload it is kept (default: a "
+            "temporary folder under TMPDIR, which must hold a copy of the dataset with its images).",
+        ),
+    ] = None,
+    max_shard_size: Annotated[str, typer.Option(help="Largest Parquet shard, e.g. 500MB or 2GB.")] = "500MB",
+    images: Annotated[
+        Path | None, typer.Option("--images", "-i", help="Image root (default: the one in each manifest).")
+    ] = None,
+    license: Annotated[
+        str | None, typer.Option(help="License id for the card, e.g. cc-by-4.0.", show_default=False)
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Rendered examples in the card.")] = 3,
+) -> None:
+    """Publish dataset directories to the Hugging Face Hub: Parquet shards with embedded images and
+    `datasets` Features, a dataset card with rendered examples, and the manifests."""
+    from hoidata.pipelines.publish import format_tree
+    from hoidata.pipelines.publish import push as push_dataset
+
+    if dry_run and out is None:
+        raise HoidataError("--dry-run needs --out DIR (where the tree is built)")
+
+    def show(tree: Path, files: list[Path]) -> None:
+        typer.echo(f"repository tree for {repo_id} in {tree}:\n{format_tree(tree, files)}")
+
+    result = push_dataset(
+        dataset_dirs,
+        repo_id,
+        private=private,
+        token=token,
+        revision=revision,
+        dry_run_dir=out if dry_run else None,
+        staging_dir=out,
+        max_shard_size=max_shard_size,
+        examples=examples,
+        image_root=images,
+        license=license,
+        on_built=show,
+    )
+    if result.url is None:
+        typer.echo("dry run: nothing uploaded")
+    else:
+        commit = f" (commit {result.commit[:12]})" if result.commit else ""
+        typer.echo(f"pushed to {result.url}{commit}")
 
 
 def main() -> None:

@@ -126,14 +126,18 @@ def make_raw(root: Path, n_train: int = 48, n_test: int = 16, seed: int = 0) -> 
 
 def run_demo(out: Path | str) -> None:
     from hoidata.io.dataset_dir import read_table
+    from hoidata.pipelines.boxes import BoxesConfig, boxes
+    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
     from hoidata.pipelines.convert import ConvertConfig, convert
+    from hoidata.sft.tasks import TASKS
     from hoidata.viz.draw import contact_sheet, draw_sample
 
     out = Path(out)
     t0 = time.perf_counter()
-    print(f"[1/2] drawing a synthetic HOI dataset → {out / 'raw'}")
+    steps = 5
+    print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
-    print("[2/2] convert (PPDM layout, one-based boxes, images embedded)")
+    print(f"[2/{steps}] convert (PPDM layout, one-based boxes, images embedded)")
     for split, ann in files.items():
         cfg = ConvertConfig(
             source="hico",
@@ -150,7 +154,27 @@ def run_demo(out: Path | str) -> None:
         )
     samples = read_table(out / "hico-test").slice(0, 8).to_pylist()
     contact_sheet([draw_sample(s) for s in samples]).save(out / "preview.png")
+    print(f"[3/{steps}] boxes (qwen2.5-vl profile: union/refer boxes, pixels on the smart_resize'd image)")
+    m = boxes(out / "hico-train", out / "hico-train-boxes", BoxesConfig(profile="qwen2.5-vl"), overwrite=True)
+    print(f"  train: {m.counts['out']} images  ({out / 'hico-train-boxes'})")
+    print(f"[4/{steps}] build-sft: {', '.join(TASKS)}")
+    for task in TASKS:
+        m = build_sft(out / "hico-train-boxes", out / f"sft-{task}", BuildSftConfig(task=task), overwrite=True)
+        print(f"  {task:<10} {m.counts['rows']:>3} samples from {m.counts['out']} images  ({out / f'sft-{task}'})")
+    print(f"[5/{steps}] push --dry-run (the exact Hub repository tree, built locally)")
+    _push_dry_run(out / "sft-referring", out / "hub-preview")
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
         f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
     )
+
+
+def _push_dry_run(dataset: Path, tree: Path) -> None:
+    from hoidata.pipelines.publish import build_repo_tree, format_tree
+
+    if tree.exists():
+        import shutil
+
+        shutil.rmtree(tree)
+    files = build_repo_tree(dataset, tree, repo_id="demo/hoi-sft-referring")
+    print("  " + format_tree(tree, files).replace("\n", "\n  "))
