@@ -12,3 +12,7 @@ def reference() -> Path:
     if not REFERENCE.is_dir():
         pytest.fail(f"reference data missing at {REFERENCE} (CI provides ../shared/reference)")
     return REFERENCE
+
+
+# Tiny offline Qwen-VL checkpoints, built once per session (see tiny_fixtures.py).
+from tiny_fixtures import tiny_vlm  # noqa: E402, F401

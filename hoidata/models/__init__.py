@@ -1,0 +1,1 @@
+"""Model helpers: tiny offline Qwen-VL checkpoints for tests and demos."""
