@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import statistics
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import timed
 
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
@@ -33,7 +32,6 @@ from hoidata.sft.schema import SFT_SCHEMA
 REFERENCE = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "hico" / "upt_instances_test2015.json"
 )
-REPEATS = 5
 
 
 def baseline(boxed: Path, out: Path) -> int:
@@ -109,15 +107,6 @@ def baseline(boxed: Path, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(samples, schema=SFT_SCHEMA), out / "test.parquet", compression="zstd")
     return len(samples)
-
-
-def timed(fn, repeats: int = REPEATS) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _comparable(rows: list[dict]) -> list[tuple]:

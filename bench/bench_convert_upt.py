@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import timed
 
 from hoidata.io import read_table
 from hoidata.pipelines.convert import ConvertConfig, convert
@@ -28,7 +27,6 @@ from hoidata.schemas.taxonomy import hico_det
 REFERENCE = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "hico" / "upt_instances_test2015.json"
 )
-REPEATS = 5
 
 
 def baseline(path: Path, out: Path) -> pa.Table:
@@ -79,15 +77,6 @@ def baseline(path: Path, out: Path) -> pa.Table:
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out / "test.parquet", compression="zstd")
     return table
-
-
-def timed(fn, repeats: int = REPEATS) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 here = Path(__file__).parent
+sys.path.insert(0, str(here))  # the benchmarks share bench/timing.py
 for script in sorted(here.glob("bench_*.py")):
     print(f"== {script.stem}", flush=True)
     sys.argv = [str(script)]

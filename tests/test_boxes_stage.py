@@ -13,31 +13,18 @@ import pytest
 
 from hoidata.io import read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, add_boxes, boxes
-from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.pipelines.demo import make_raw
 from hoidata.profiles import get_profile
 from hoidata.schemas.canonical import SCHEMA
 
 
 @pytest.fixture(scope="module")
-def demo_canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    files = make_raw(root / "raw", n_train=12, n_test=4)
-    out = root / "canonical"
-    cfg = ConvertConfig(
-        source="hico",
-        annotations=str(files["train"]),
-        split="train",
-        images=str(root / "raw" / "images" / "train"),
-        box_origin="one-based",
-    )
-    convert(cfg, out, progress=False)
-    return out
+def canonical(demo_canonical) -> Path:
+    return demo_canonical(12)
 
 
 @pytest.mark.parametrize("profile", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
-def test_boxes_equal_their_definitions(demo_canonical: Path, tmp_path: Path, profile: str) -> None:
-    m = boxes(demo_canonical, tmp_path / "b", BoxesConfig(profile=profile, union_pad=4, union_pad_ratio=0.1))
+def test_boxes_equal_their_definitions(canonical: Path, tmp_path: Path, profile: str) -> None:
+    m = boxes(canonical, tmp_path / "b", BoxesConfig(profile=profile, union_pad=4, union_pad_ratio=0.1))
     assert m.counts == {"in": 11, "out": 11, "rejected": 0}
     p = get_profile(profile)
     for row in read_table(tmp_path / "b").to_pylist():
@@ -62,8 +49,8 @@ def test_boxes_equal_their_definitions(demo_canonical: Path, tmp_path: Path, pro
             ]
 
 
-def test_output_loads_with_datasets(demo_canonical: Path, tmp_path: Path) -> None:
-    boxes(demo_canonical, tmp_path / "b", BoxesConfig())
+def test_output_loads_with_datasets(canonical: Path, tmp_path: Path) -> None:
+    boxes(canonical, tmp_path / "b", BoxesConfig())
     ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "b" / "data"), split="train")
     feature = ds.features["interactions"].feature
     assert feature["refer_boxes"].feature.length == 4
@@ -124,8 +111,8 @@ def test_no_object_and_bad_rows() -> None:
     assert it["union_bbox"] is None and it["refer_boxes"] is None and it["model_refer_boxes"] is None
 
 
-def test_cli_refuses_what_is_not_canonical(demo_canonical: Path, tmp_path: Path) -> None:
-    boxes(demo_canonical, tmp_path / "b", BoxesConfig())
+def test_cli_refuses_what_is_not_canonical(canonical: Path, tmp_path: Path) -> None:
+    boxes(canonical, tmp_path / "b", BoxesConfig())
     assert read_manifest(tmp_path / "b").stage == "boxes"
     run = subprocess.run(
         [sys.executable, "-m", "hoidata", "boxes", str(tmp_path / "b"), "-o", str(tmp_path / "bb")],
@@ -140,7 +127,7 @@ def test_cli_refuses_what_is_not_canonical(demo_canonical: Path, tmp_path: Path)
             "-m",
             "hoidata",
             "boxes",
-            str(demo_canonical),
+            str(canonical),
             "-o",
             str(tmp_path / "x"),
             "--profile",

@@ -20,7 +20,6 @@ from hoidata.io.dataset_dir import StageRun
 from hoidata.pipelines.boxes import BoxesConfig, add_boxes, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft, build_table
 from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.pipelines.demo import make_raw
 from hoidata.profiles import get_profile
 from hoidata.schemas.boxes import smart_resize
 from hoidata.schemas.canonical import SCHEMA
@@ -134,19 +133,10 @@ def test_grounding_and_referring_group_every_matching_pair() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_boxes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    files = make_raw(root / "raw", n_train=24, n_test=4)
-    cfg = ConvertConfig(
-        source="hico",
-        annotations=str(files["train"]),
-        split="train",
-        images=str(root / "raw" / "images" / "train"),
-        box_origin="one-based",
-    )
-    convert(cfg, root / "c", progress=False)
-    boxes(root / "c", root / "b", BoxesConfig(profile="qwen2.5-vl", max_pixels=64 * 28 * 28))
-    return root / "b"
+def demo_boxes(demo_canonical, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo-boxes") / "b"
+    boxes(demo_canonical(24), out, BoxesConfig(profile="qwen2.5-vl", max_pixels=64 * 28 * 28))
+    return out
 
 
 def test_paraphrases_are_deterministic_and_varied(demo_boxes: Path, tmp_path: Path) -> None:

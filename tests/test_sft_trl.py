@@ -13,8 +13,6 @@ from trl.data_utils import prepare_multimodal_messages
 from hoidata.io import open_dataset
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
-from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.pipelines.demo import make_raw
 from hoidata.profiles import get_profile
 from hoidata.profiles.chat import use_tool_template
 from hoidata.sft.tasks import TASKS
@@ -23,18 +21,8 @@ FAMILIES = ["qwen2.5-vl", "qwen3-vl"]
 
 
 @pytest.fixture(scope="module")
-def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("sft-trl")
-    files = make_raw(root / "raw", n_train=10, n_test=2)
-    cfg = ConvertConfig(
-        source="hico",
-        annotations=str(files["train"]),
-        split="train",
-        images=str(root / "raw" / "images" / "train"),
-        box_origin="one-based",
-    )
-    convert(cfg, root / "c", progress=False)
-    return root / "c"
+def canonical(demo_canonical) -> Path:
+    return demo_canonical(10)
 
 
 def _processor(path: Path, family: str):
