@@ -10,7 +10,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import prepare_multimodal_messages
 
-from hoidata.io import open_dataset
+from hoidata.io import open_dataset, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 from hoidata.profiles import get_profile
@@ -119,3 +119,49 @@ def test_two_sft_steps_on_every_task(family: str, canonical: Path, tmp_path: Pat
         assert result.global_step == 2
         assert torch.isfinite(torch.tensor(result.training_loss))
         assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_hico_test_samples_train(reference: Path, tmp_path: Path, tiny_vlm) -> None:
+    """Acceptance: samples built from the real HICO-DET test annotations go through SFTTrainer (the
+    images are stand-ins of the recorded sizes: the annotations ship without pictures)."""
+    from PIL import Image
+
+    from hoidata.pipelines.convert import ConvertConfig, convert
+
+    family = "qwen2.5-vl"
+    path = tiny_vlm(family)
+    processor = _processor(path, family)
+    size = processor.image_processor.size
+    ann = reference / "hico" / "upt_instances_test2015.json"  # (PPDM files carry no image sizes)
+    convert(
+        ConvertConfig(source="hico", annotations=str(ann), split="test", image_check=False), tmp_path / "c"
+    )
+    boxes(tmp_path / "c", tmp_path / "b", BoxesConfig(profile=family, max_pixels=size["longest_edge"]))
+    images = tmp_path / "images"
+    images.mkdir()
+    for task in ("referring", "grounding", "detection"):
+        build_sft(tmp_path / "b", tmp_path / task, BuildSftConfig(task=task))
+        rows = read_table(tmp_path / task, columns=["images", "width", "height"]).slice(0, 4).to_pylist()
+        for r in rows:
+            target = images / r["images"][0]["path"]
+            if not target.exists():
+                Image.new("RGB", (r["width"], r["height"]), (120, 140, 160)).save(target)
+        ds = (
+            open_dataset(tmp_path / task, image_root=images)
+            .select(range(4))
+            .select_columns(["images", "messages"])
+        )
+        args = SFTConfig(
+            output_dir=str(tmp_path / f"run-{task}"),
+            max_steps=2,
+            per_device_train_batch_size=2,
+            bf16=False,
+            use_cpu=True,
+            gradient_checkpointing=False,
+            max_length=None,
+            report_to=[],
+            save_strategy="no",
+        )
+        model = AutoModelForImageTextToText.from_pretrained(path)
+        result = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor).train()
+        assert result.global_step == 2
