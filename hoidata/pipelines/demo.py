@@ -159,8 +159,12 @@ def run_demo(out: Path | str) -> None:
     print(f"  train: {m.counts['out']} images  ({out / 'hico-train-boxes'})")
     print(f"[4/{steps}] build-sft: {', '.join(TASKS)}")
     for task in TASKS:
-        m = build_sft(out / "hico-train-boxes", out / f"sft-{task}", BuildSftConfig(task=task), overwrite=True)
-        print(f"  {task:<10} {m.counts['rows']:>3} samples from {m.counts['out']} images  ({out / f'sft-{task}'})")
+        m = build_sft(
+            out / "hico-train-boxes", out / f"sft-{task}", BuildSftConfig(task=task), overwrite=True
+        )
+        print(
+            f"  {task:<10} {m.counts['rows']:>3} samples from {m.counts['out']} images  ({out / f'sft-{task}'})"
+        )
     print(f"[5/{steps}] push --dry-run (the exact Hub repository tree, built locally)")
     _push_dry_run(out / "sft-referring", out / "hub-preview")
     print(
