@@ -30,6 +30,23 @@ def _processor(path: Path, family: str):
     return use_tool_template(AutoProcessor.from_pretrained(path), family)
 
 
+def _two_steps(out: Path, **overrides: object) -> SFTConfig:
+    """Two CPU steps, batch 2, images never cut (max_length=None), nothing saved or reported."""
+    kwargs: dict = {
+        "output_dir": str(out),
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "bf16": False,
+        "use_cpu": True,
+        "gradient_checkpointing": False,
+        "max_length": None,
+        "report_to": [],
+        "save_strategy": "no",
+        "dataloader_num_workers": 0,
+    }
+    return SFTConfig(**(kwargs | overrides))
+
+
 def _built(canonical: Path, tmp: Path, family: str, processor, task: str, images: str = "auto") -> Path:
     size = processor.image_processor.size
     boxed = tmp / f"boxes-{family}"
@@ -100,20 +117,7 @@ def test_two_sft_steps_on_every_task(family: str, canonical: Path, tmp_path: Pat
         ds = ds.select(range(min(4, len(ds)))).select_columns(["images", "messages"])
         model = AutoModelForImageTextToText.from_pretrained(path)
         before = [p.detach().clone() for p in model.parameters()]
-        args = SFTConfig(
-            output_dir=str(tmp_path / f"run-{task}"),
-            max_steps=2,
-            per_device_train_batch_size=2,
-            learning_rate=1e-2,
-            bf16=False,
-            use_cpu=True,
-            gradient_checkpointing=False,
-            max_length=None,
-            report_to=[],
-            save_strategy="no",
-            logging_steps=1,
-            dataloader_num_workers=0,
-        )
+        args = _two_steps(tmp_path / f"run-{task}", learning_rate=1e-2)
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor)
         result = trainer.train()
         assert result.global_step == 2
@@ -151,17 +155,7 @@ def test_hico_test_samples_train(reference: Path, tmp_path: Path, tiny_vlm) -> N
             .select(range(4))
             .select_columns(["images", "messages"])
         )
-        args = SFTConfig(
-            output_dir=str(tmp_path / f"run-{task}"),
-            max_steps=2,
-            per_device_train_batch_size=2,
-            bf16=False,
-            use_cpu=True,
-            gradient_checkpointing=False,
-            max_length=None,
-            report_to=[],
-            save_strategy="no",
-        )
+        args = _two_steps(tmp_path / f"run-{task}")
         model = AutoModelForImageTextToText.from_pretrained(path)
         result = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor).train()
         assert result.global_step == 2

@@ -259,8 +259,3 @@ def _rejects(table: pa.Table, bad: dict[int, tuple[str, str]], source_file: str)
             }
         )
     return pa.Table.from_pylist(rows, schema=canonical.REJECTS_SCHEMA)
-
-
-def boxes_columns_present(schema: pa.Schema) -> bool:
-    """Whether a table carries what the boxes stage adds."""
-    return "resized_width" in schema.names and "interactions" in schema.names
