@@ -45,7 +45,6 @@ _JSON_BOX = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s
 _TOKEN_BOX = re.compile(
     rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)"
 )
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
 def display_name(name: str) -> str:
@@ -180,34 +179,23 @@ class Profile:
     # ---- parsing ----------------------------------------------------------------------------------
     def parse_boxes(self, text: str, width: float, height: float) -> np.ndarray:
         """Every box written in ``text`` (answer block preferred), as canonical pixels (N, 4)."""
-        found = _box_pattern(self.style).findall(_answer_part(text))
+        from hoidata.profiles.answers import answer_body
+
+        found = _box_pattern(self.style).findall(answer_body(text))
         if not found:
             return np.zeros((0, 4))
         return self.from_model(np.array(found, dtype=np.float64), width, height)
 
     def parse_pairs(self, text: str, width: float, height: float) -> list[ParsedPair]:
         """HOI answer entries in ``text`` → canonical pairs; unreadable entries are skipped."""
-        body = _answer_part(text)
-        if self.style is BoxStyle.JSON:
-            entries = _json_entries(body)
-        else:
-            entries = [_token_entry(line) for line in body.splitlines()]
-        out = []
-        for e in entries:
-            if e is None or e.get("person") is None:
-                continue
-            person = self.from_model(np.array([e["person"]], np.float64), width, height)[0]
-            obj = e.get("object_box")
-            obj = None if obj is None else self.from_model(np.array([obj], np.float64), width, height)[0]
-            out.append(
-                ParsedPair(
-                    person,
-                    obj,
-                    taxonomy_name(e["verb"]) if e.get("verb") else None,
-                    taxonomy_name(e["object"]) if e.get("object") else None,
-                )
-            )
-        return out
+        from hoidata.profiles.answers import parse_answers
+
+        a = parse_answers(self, [text], width, height)
+        has_object = a.has_object
+        return [
+            ParsedPair(a.person[i], a.object[i] if has_object[i] else None, a.verb[i], a.object_label[i])
+            for i in range(len(a.person))
+        ]
 
     def with_budget(self, min_pixels: int | None = None, max_pixels: int | None = None) -> Profile:
         mn = self.min_pixels if min_pixels is None else min_pixels
@@ -250,59 +238,7 @@ def _box_pattern(style: BoxStyle) -> re.Pattern[str]:
     return _JSON_BOX if style is BoxStyle.JSON else _TOKEN_BOX
 
 
-def _answer_part(text: str) -> str:
-    """The last ``<answer>…</answer>`` block when there is one, else the whole text."""
-    blocks = _ANSWER_BLOCK.findall(text)
-    return blocks[-1] if blocks else text
-
-
-def _json_entries(body: str) -> list[dict[str, Any] | None]:
-    """Pair entries from JSON text; tolerant of code fences, prose around the JSON, and cut-off lists."""
-    body = body.strip()
-    start = min((i for i in (body.find("["), body.find("{")) if i >= 0), default=-1)
-    data: Any = None
-    if start >= 0:
-        # the longest parseable JSON value from the first bracket; a few tries bound adversarial text
-        ends = [i + 1 for i in range(len(body) - 1, start, -1) if body[i] in "]}"][:32]
-        for end in ends:
-            try:
-                data = orjson.loads(body[start:end])
-                break
-            except orjson.JSONDecodeError:
-                continue
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        return []
-    return [_json_entry(d) for d in data]
-
-
-def _json_entry(d: Any) -> dict[str, Any] | None:
-    if not isinstance(d, dict):
-        return None
-    person = _box_value(d.get("person_bbox_2d"))
-    if person is None and str(d.get("label", "person")).strip().lower() == "person":
-        person = _box_value(d.get("bbox_2d"))  # Qwen's native {"bbox_2d", "label"} grounding entries
-    verb, obj = d.get("verb"), d.get("object")
-    return {
-        "person": person,
-        "object_box": _box_value(d.get("object_bbox_2d")),
-        "verb": verb if isinstance(verb, str) else None,
-        "object": obj if isinstance(obj, str) else None,
-    }
-
-
-def _box_value(v: Any) -> list[float] | None:
-    if (
-        isinstance(v, list)
-        and len(v) == 4
-        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in v)
-    ):
-        return [float(c) for c in v]
-    return None
-
-
-def _token_entry(line: str) -> dict[str, Any] | None:
+def token_entry(line: str) -> dict[str, Any] | None:
     """``person (box) verb object (box)`` with or without the special tokens (decoders drop them)."""
     found = list(_TOKEN_BOX.finditer(line))
     if not found:

@@ -202,3 +202,20 @@ def valid_for_resize(heights: ArrayLike, widths: ArrayLike) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ok &= np.maximum(h, w) / np.minimum(h, w) <= 200
     return ok
+
+
+def iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Row-wise intersection over union of two ``(N, 4)`` box arrays (0 where both are empty).
+
+    Continuous edges, so no ``+1`` as in the official HICO-DET code: a canonical box already
+    covers its last pixel (see :func:`from_inclusive`).
+    """
+    a, b = _as_boxes(a), _as_boxes(b)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union_area = area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union_area > 0, inter / union_area, 0.0)

@@ -32,6 +32,8 @@ def relations(person: np.ndarray, obj: np.ndarray) -> dict[str, np.ndarray]:
     )
     direction = np.where(np.hypot(dx, dy) < 0.15, "at the centre of", direction)
     return {
+        "dx": dx,  # object centre right of the person centre, in person sizes
+        "dy": dy,  # ... below it
         "iou": iou,
         "inside": inside,
         "distance": np.hypot(dx, dy),

@@ -1,0 +1,111 @@
+"""Accuracy: how many ground-truth interactions an answer gets right, as an F1 score.
+
+A predicted pair matches a ground-truth pair when the person boxes and the object boxes both reach
+IoU >= 0.5 (pairs without an object match only pairs without an object) and, for detection, the
+verb and the object label are the same. Each ground-truth pair is matched once, greedily in the
+order the answer lists its pairs, to the free pair it overlaps best. F1 = 2·TP / (P + G): extra pairs
+and missing pairs both cost, so listing every verb or repeating a pair does not pay. Verb answers
+(referring, spatial, chain-of-focus) score the F1 of the distinct verbs named.
+
+Everything is computed over the whole batch at once: candidate (prediction, ground truth) edges
+are enumerated with ``np.repeat``, filtered on labels before any IoU is computed, and the greedy
+matching runs one vectorised step per prediction rank.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hoidata.profiles.answers import Answers
+from hoidata.rewards.targets import Targets
+from hoidata.schemas.boxes import iou
+
+IOU_THRESHOLD = 0.5
+MAX_MATCHED_PER_ANSWER = 256  # further pairs still count as predictions, but are not matched
+
+
+def pair_f1(
+    pred: Answers, gt: Targets, *, labels: bool = True, iou_threshold: float = IOU_THRESHOLD
+) -> np.ndarray:
+    """Per completion, F1 of predicted pairs against ground-truth pairs (1.0 when both are empty)."""
+    tp = matched_pairs(pred, gt, labels=labels, iou_threshold=iou_threshold)
+    return f1(tp, pred.counts, gt.counts)
+
+
+def matched_pairs(
+    pred: Answers, gt: Targets, *, labels: bool = True, iou_threshold: float = IOU_THRESHOLD
+) -> np.ndarray:
+    """True positives per completion under one-to-one greedy matching."""
+    n = len(gt)
+    if len(pred) != n:
+        raise ValueError(f"{len(pred)} answers for {n} targets")
+    owner = pred.owner
+    rank = np.arange(len(owner)) - pred.offsets[owner]
+    keep = np.flatnonzero(rank < MAX_MATCHED_PER_ANSWER)
+    # candidate edges: every kept prediction against every ground-truth pair of its completion
+    per_pred = gt.counts[owner[keep]]
+    p = np.repeat(keep, per_pred)
+    starts = np.repeat(gt.offsets[owner[keep]], per_pred)
+    first_edge = np.repeat(np.cumsum(per_pred) - per_pred, per_pred)
+    g = starts + np.arange(len(p)) - first_edge
+    pred_has, gt_has = ~np.isnan(pred.object[:, 0]), ~np.isnan(gt.object[:, 0])
+    ok = pred_has[p] == gt_has[g]
+    if labels:
+        pv, gv = _codes(pred.verb, gt.verb)
+        po, go = _codes(pred.object_label, gt.object_label)
+        ok &= (pv[p] == gv[g]) & (pv[p] >= 0) & (po[p] == go[g])
+    p, g = p[ok], g[ok]
+    score = iou(pred.person[p], gt.person[g])
+    both = gt_has[g]
+    if both.any():
+        score[both] = np.minimum(score[both], iou(pred.object[p[both]], gt.object[g[both]]))
+    good = score >= iou_threshold
+    p, g, score = p[good], g[good], score[good]
+    tp = np.zeros(n, np.int64)
+    if not len(p):
+        return tp
+    # greedy, in answer order: the r-th pair of every answer picks its best free pair at once
+    order = np.lexsort((-score, p))
+    p, g, r = p[order], g[order], rank[p[order]]
+    taken = np.zeros(len(gt.person), bool)
+    for step in np.unique(r):
+        at = r == step
+        ps, gs = p[at], g[at]
+        free = ~taken[gs]
+        ps, gs = ps[free], gs[free]
+        if not len(ps):
+            continue
+        first = np.unique(ps, return_index=True)[1]  # edges are sorted best-first within a pair
+        taken[gs[first]] = True
+        np.add.at(tp, owner[ps[first]], 1)
+    return tp
+
+
+def verb_f1(pred_offsets: np.ndarray, pred_verbs: list[str], gt: Targets) -> np.ndarray:
+    """Per completion, F1 of the distinct verbs named against the distinct ground-truth verbs."""
+    n = len(gt)
+    pv, gv = _codes(pred_verbs, gt.verb)
+    vocab = int(max(pv.max(initial=-1), gv.max(initial=-1))) + 1
+    pred_keys = np.unique(np.repeat(np.arange(n), np.diff(pred_offsets)) * vocab + pv)
+    gt_keys = np.unique(gt.owner * vocab + gv)
+    both = np.intersect1d(pred_keys, gt_keys, assume_unique=True)
+    tp = np.bincount(both // max(vocab, 1), minlength=n)
+    return f1(
+        tp,
+        np.bincount(pred_keys // max(vocab, 1), minlength=n),
+        np.bincount(gt_keys // max(vocab, 1), minlength=n),
+    )
+
+
+def f1(tp: np.ndarray, n_pred: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
+    total = n_pred + n_gt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 2.0 * tp / total, 1.0)
+
+
+def _codes(pred: list[str | None], gt: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Shared integer codes for two label lists; None → -1 (and -1 never equals a real label)."""
+    vocab: dict[str | None, int] = {None: -1}
+    pc = np.fromiter((vocab.setdefault(v, len(vocab) - 1) for v in pred), np.int64, len(pred))
+    gc = np.fromiter((vocab.setdefault(v, len(vocab) - 1) for v in gt), np.int64, len(gt))
+    return pc, gc

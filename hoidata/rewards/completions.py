@@ -1,0 +1,118 @@
+"""One view of a completion, whoever produced it.
+
+TRL hands rewards a list of messages per completion (assistant turns with parsed ``tool_calls``,
+``tool`` turns with the results); our generation loop stores the same messages; a JSONL file of
+completions may hold plain strings with the ``<tool_call>`` blocks still in the text. All three
+become a :class:`Rollout`: the assistant texts, the tool calls in order with their results, and
+the final answer turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
+_ERROR_PREFIXES = ('{"error"', "{'error'")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str | None  # None when the call could not be read
+    arguments: Any  # a dict when well-formed; whatever the model wrote otherwise
+    result: str | None = None  # the tool's answer text; None when no result was recorded
+
+    @property
+    def failed(self) -> bool:
+        """The tool answered with an error (ours, or TRL's for an exception)."""
+        return self.result is not None and self.result.lstrip().startswith(_ERROR_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    turns: list[str]  # assistant texts, tool-call blocks removed
+    turn_calls: list[int]  # tool calls made in each assistant turn
+    calls: list[ToolCall] = field(default_factory=list)
+
+    @property
+    def final(self) -> str:
+        return self.turns[-1] if self.turns else ""
+
+
+def rollouts(completions: Sequence[Any]) -> list[Rollout]:
+    return [rollout(c) for c in completions]
+
+
+def rollout(completion: Any) -> Rollout:
+    """A completion as a string, a message dict or a list of messages → :class:`Rollout`."""
+    if isinstance(completion, str):
+        messages: list[Any] = [{"role": "assistant", "content": completion}]
+    elif isinstance(completion, dict):
+        messages = [completion]
+    elif isinstance(completion, list | tuple):
+        messages = list(completion)
+    else:
+        messages = []
+    turns: list[str] = []
+    turn_calls: list[int] = []
+    calls: list[tuple[str | None, Any]] = []
+    results: list[str] = []
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        role, text = m.get("role"), content_text(m.get("content"))
+        if role == "assistant":
+            structured = m.get("tool_calls") or []
+            found = [_structured_call(c) for c in structured] if structured else []
+            if TOOL_CALL_BLOCK.search(text):
+                found += [_text_call(body) for body in TOOL_CALL_BLOCK.findall(text)]
+                text = TOOL_CALL_BLOCK.sub("", text)
+            turns.append(text)
+            turn_calls.append(len(found))
+            calls.extend(found)
+        elif role == "tool":
+            results.append(text)
+    with_results = [
+        ToolCall(name, args, results[i] if i < len(results) else None) for i, (name, args) in enumerate(calls)
+    ]
+    return Rollout(turns, turn_calls, with_results)
+
+
+def content_text(content: Any) -> str:
+    """Message content as text: a string, or the text blocks of a content list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            b.get("text") or "" for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+def _structured_call(call: Any) -> tuple[str | None, Any]:
+    fn = call.get("function", call) if isinstance(call, dict) else None
+    if not isinstance(fn, dict):
+        return None, None
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        args = _loads(args)
+    name = fn.get("name")
+    return (name if isinstance(name, str) else None), args
+
+
+def _text_call(body: str) -> tuple[str | None, Any]:
+    data = _loads(body)
+    if not isinstance(data, dict):
+        return None, None
+    return _structured_call(data)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
