@@ -12,7 +12,6 @@ is dropped; an unreadable object box leaves the entry without an object.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hoidata.perf import paused_gc
 
 if TYPE_CHECKING:
     from hoidata.profiles.profile import Profile
@@ -37,8 +40,8 @@ class Answers:
     offsets: np.ndarray  # int64 (C + 1,)
     person: np.ndarray  # (N, 4) canonical pixels
     object: np.ndarray  # (N, 4) canonical pixels, NaN where the entry has no object box
-    verb: list[str | None]  # taxonomy spelling (underscores), None when not written
-    object_label: list[str | None]
+    verb: pa.StringArray  # taxonomy spelling (underscores), null when not written
+    object_label: pa.StringArray
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -74,35 +77,24 @@ def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: 
     canonical frame each text's boxes are converted back to."""
     from hoidata.profiles.profile import BoxStyle
 
-    n = len(texts)
     reader = _json_entries if profile.style is BoxStyle.JSON else _token_entries
-    counts = np.zeros(n, np.int64)
-    persons: list[Any] = []
-    objects: list[Any] = []
-    verbs: list[Any] = []
-    labels: list[Any] = []
-    enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived containers: the cyclic collector only slows this down
-    try:
-        for i, text in enumerate(texts):
-            before = len(persons)
-            reader(answer_body(text) if isinstance(text, str) else "", persons, objects, verbs, labels)
-            counts[i] = len(persons) - before
-    finally:
-        if enabled:
-            gc.enable()
-    person = _boxes(persons)
-    obj = _boxes(objects)
+    counts, entries = reader([answer_body(t) if isinstance(t, str) else "" for t in texts])
+    person = pc.struct_field(entries, "person_bbox_2d")
+    native = pc.struct_field(entries, "bbox_2d")  # Qwen's own {"bbox_2d", "label"} grounding entries
+    label = pc.utf8_lower(pc.utf8_trim_whitespace(pc.struct_field(entries, "label")))
+    use_native = pc.and_kleene(pc.is_null(person), pc.fill_null(pc.equal(label, "person"), True))
+    person = _boxes(pc.if_else(use_native, native, person))
+    obj = _boxes(pc.struct_field(entries, "object_bbox_2d"))
     keep = np.isfinite(person).all(axis=1)
     obj[~np.isfinite(obj).all(axis=1)] = np.nan
+    verb, object_label = _names(pc.struct_field(entries, "verb")), _names(pc.struct_field(entries, "object"))
+    n = len(texts)
     owner = np.repeat(np.arange(n), counts)
     if not keep.all():
         owner, person, obj = owner[keep], person[keep], obj[keep]
-        verbs = [v for v, k in zip(verbs, keep, strict=True) if k]
-        labels = [v for v, k in zip(labels, keep, strict=True) if k]
+        verb, object_label = verb.filter(pa.array(keep)), object_label.filter(pa.array(keep))
         counts = np.bincount(owner, minlength=n)
-    w = _per_entry(widths, n, owner)
-    h = _per_entry(heights, n, owner)
+    w, h = _per_entry(widths, n, owner), _per_entry(heights, n, owner)
     if len(person):
         person = profile.from_model(person, w, h)
         has = ~np.isnan(obj[:, 0])
@@ -112,8 +104,8 @@ def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: 
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         person=person,
         object=obj,
-        verb=[_name(v) for v in verbs],
-        object_label=[_name(v) for v in labels],
+        verb=verb,
+        object_label=object_label,
     )
 
 
@@ -133,35 +125,48 @@ def parse_verbs(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     return np.asarray(offsets, np.int64), verbs
 
 
-# ---- entry readers: append one value per entry to each list ------------------------------------
-def _json_entries(body: str, persons: list, objects: list, verbs: list, labels: list) -> None:
+# ---- entry readers: (entries per body, one struct array of entries) -----------------------------
+ENTRY = pa.struct(
+    [
+        ("person_bbox_2d", pa.list_(pa.float64())),
+        ("object_bbox_2d", pa.list_(pa.float64())),
+        ("bbox_2d", pa.list_(pa.float64())),
+        ("label", pa.string()),
+        ("verb", pa.string()),
+        ("object", pa.string()),
+    ]
+)
+_CHUNK = 1024  # bodies per Arrow conversion; a chunk with an ill-typed entry is cleaned in Python
+
+
+def _json_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
+    counts = np.zeros(len(bodies), np.int64)
+    chunks = []
+    with paused_gc():
+        for start in range(0, len(bodies), _CHUNK):
+            flat: list[Any] = []
+            for i, body in enumerate(bodies[start : start + _CHUNK], start):
+                data = _json_value(body)
+                if type(data) is dict:
+                    data = [data]
+                if type(data) is list:
+                    flat.extend(data)
+                    counts[i] = len(data)
+            try:
+                chunks.append(pa.array(flat, ENTRY))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                chunks.append(pa.array([_clean(d) for d in flat], ENTRY))
+    return counts, _concat(chunks)
+
+
+def _json_value(body: str) -> Any:
     stripped = body.strip()
-    data: Any = None
     if stripped[:1] in ("[", "{"):
         try:
-            data = orjson.loads(stripped)
+            return orjson.loads(stripped)
         except orjson.JSONDecodeError:
-            data = None
-    if data is None:
-        data = _tolerant_json(stripped)
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        return
-    for d in data:
-        if type(d) is not dict:
-            continue
-        person = d.get("person_bbox_2d")
-        if person is None and str(d.get("label", "person")).strip().lower() == "person":
-            person = d.get("bbox_2d")  # Qwen's native {"bbox_2d", "label"} grounding entries
-        if type(person) is not list or len(person) != 4:
-            continue
-        obj = d.get("object_bbox_2d")
-        verb, label = d.get("verb"), d.get("object")
-        persons.append(person)
-        objects.append(obj if type(obj) is list and len(obj) == 4 else None)
-        verbs.append(verb if type(verb) is str else None)
-        labels.append(label if type(label) is str else None)
+            pass
+    return _tolerant_json(stripped)
 
 
 def _tolerant_json(body: str) -> Any:
@@ -181,38 +186,55 @@ def _tolerant_json(body: str) -> Any:
     return None
 
 
-def _token_entries(body: str, persons: list, objects: list, verbs: list, labels: list) -> None:
-    from hoidata.profiles.profile import token_entry
-
-    for line in body.splitlines():
-        entry = token_entry(line)
-        if entry is None:
-            continue
-        persons.append(entry["person"])
-        objects.append(entry["object_box"])
-        verbs.append(entry.get("verb"))
-        labels.append(entry.get("object"))
-
-
-# ---- conversions -------------------------------------------------------------------------------
-def _boxes(values: list[Any]) -> np.ndarray:
-    """Box candidates (4-lists or None) → (N, 4) float64, NaN rows where a value is not a number."""
-    out = np.full((len(values), 4), np.nan)
-    present = [i for i, v in enumerate(values) if v is not None]
-    if not present:
-        return out
-    try:
-        out[present] = np.array([values[i] for i in present], dtype=np.float64)
-    except (TypeError, ValueError):  # a string or a nested list somewhere: check box by box
-        for i in present:
-            out[i] = _box(values[i])
+def _clean(d: Any) -> dict[str, Any] | None:
+    """One entry with every ill-typed field dropped (what Arrow would have refused)."""
+    if type(d) is not dict:
+        return {}  # counted, then dropped for lack of a person box
+    out: dict[str, Any] = {}
+    for key in ("person_bbox_2d", "object_bbox_2d", "bbox_2d"):
+        v = d.get(key)
+        if type(v) is list and all(isinstance(c, int | float) for c in v):
+            out[key] = v
+    for key in ("label", "verb", "object"):
+        if type(d.get(key)) is str:
+            out[key] = d[key]
     return out
 
 
-def _box(value: list[Any]) -> list[float]:
-    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in value):
-        return [float(c) for c in value]
-    return [np.nan] * 4
+def _token_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
+    from hoidata.profiles.profile import token_entry
+
+    counts = np.zeros(len(bodies), np.int64)
+    rows = []
+    for i, body in enumerate(bodies):
+        for line in body.splitlines():
+            e = token_entry(line)
+            if e is not None:
+                rows.append(
+                    {
+                        "person_bbox_2d": e["person"],
+                        "object_bbox_2d": e["object_box"],
+                        "verb": e.get("verb"),
+                        "object": e.get("object"),
+                    }
+                )
+                counts[i] += 1
+    return counts, pa.array(rows, ENTRY)
+
+
+# ---- conversions -------------------------------------------------------------------------------
+def _concat(chunks: list[pa.Array]) -> pa.StructArray:
+    return pa.concat_arrays(chunks) if chunks else pa.array([], ENTRY)
+
+
+def _boxes(column: pa.Array) -> np.ndarray:
+    """A list<double> column → (N, 4) float64; NaN rows where the list is null or not 4 long."""
+    out = np.full((len(column), 4), np.nan)
+    ok = pc.fill_null(pc.equal(pc.list_value_length(column), 4), False).to_numpy(zero_copy_only=False)
+    if ok.any():
+        values = pc.list_flatten(column.filter(pa.array(ok))).to_numpy(zero_copy_only=False)
+        out[ok] = values.reshape(-1, 4)
+    return out
 
 
 def _per_entry(values: Any, n: int, owner: np.ndarray) -> np.ndarray:
@@ -220,9 +242,15 @@ def _per_entry(values: Any, n: int, owner: np.ndarray) -> np.ndarray:
     return np.full(len(owner), float(arr)) if arr.ndim == 0 else arr.reshape(n)[owner]
 
 
+def _names(column: pa.Array) -> pa.StringArray:
+    """Taxonomy spelling of written names (``" Sports Ball"`` → ``sports_ball``); null when empty."""
+    name = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.utf8_lower(column)), r"\s+", "_")
+    return pc.if_else(pc.equal(name, ""), pa.scalar(None, pa.string()), name)
+
+
 @lru_cache(maxsize=65536)
 def _name(text: str | None) -> str | None:
-    """Taxonomy spelling of a written name (``"Sports Ball"`` → ``sports_ball``); None when empty."""
+    """The scalar :func:`_names`, for verbs split out of free text."""
     if not text:
         return None
     name = "_".join(text.strip().lower().split())

@@ -191,9 +191,9 @@ class Profile:
         from hoidata.profiles.answers import parse_answers
 
         a = parse_answers(self, [text], width, height)
-        has_object = a.has_object
+        has_object, verbs, labels = a.has_object, a.verb.to_pylist(), a.object_label.to_pylist()
         return [
-            ParsedPair(a.person[i], a.object[i] if has_object[i] else None, a.verb[i], a.object_label[i])
+            ParsedPair(a.person[i], a.object[i] if has_object[i] else None, verbs[i], labels[i])
             for i in range(len(a.person))
         ]
 

@@ -14,13 +14,18 @@ matching runs one vectorised step per prediction rank.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hoidata.profiles.answers import Answers
 from hoidata.rewards.targets import Targets
 from hoidata.schemas.boxes import iou
 
 IOU_THRESHOLD = 0.5
+Labels = pa.Array | pa.ChunkedArray | Sequence[str | None]
 MAX_MATCHED_PER_ANSWER = 256  # further pairs still count as predictions, but are not matched
 
 
@@ -81,7 +86,7 @@ def matched_pairs(
     return tp
 
 
-def verb_f1(pred_offsets: np.ndarray, pred_verbs: list[str], gt: Targets) -> np.ndarray:
+def verb_f1(pred_offsets: np.ndarray, pred_verbs: Labels, gt: Targets) -> np.ndarray:
     """Per completion, F1 of the distinct verbs named against the distinct ground-truth verbs."""
     n = len(gt)
     pv, gv = _codes(pred_verbs, gt.verb)
@@ -103,9 +108,14 @@ def f1(tp: np.ndarray, n_pred: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
         return np.where(total > 0, 2.0 * tp / total, 1.0)
 
 
-def _codes(pred: list[str | None], gt: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Shared integer codes for two label lists; None → -1 (and -1 never equals a real label)."""
-    vocab: dict[str | None, int] = {None: -1}
-    pc = np.fromiter((vocab.setdefault(v, len(vocab) - 1) for v in pred), np.int64, len(pred))
-    gc = np.fromiter((vocab.setdefault(v, len(vocab) - 1) for v in gt), np.int64, len(gt))
-    return pc, gc
+def _codes(pred: Labels, gt: Labels) -> tuple[np.ndarray, np.ndarray]:
+    """Shared integer codes for two label columns; null → -1 (and -1 never equals a real label)."""
+    both = pa.concat_arrays([_strings(pred), _strings(gt)]).dictionary_encode()
+    codes = pc.fill_null(both.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes[: len(pred)], codes[len(pred) :]
+
+
+def _strings(labels: Labels) -> pa.Array:
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    return labels.cast(pa.string()) if isinstance(labels, pa.Array) else pa.array(labels, pa.string())

@@ -50,6 +50,8 @@ def rollouts(completions: Sequence[Any]) -> list[Rollout]:
 def rollout(completion: Any) -> Rollout:
     """A completion as a string, a message dict or a list of messages → :class:`Rollout`."""
     if isinstance(completion, str):
+        if "<tool_call>" not in completion:  # the common case, kept cheap
+            return Rollout([completion], [0])
         messages: list[Any] = [{"role": "assistant", "content": completion}]
     elif isinstance(completion, dict):
         messages = [completion]

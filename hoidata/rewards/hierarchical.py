@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hoidata.perf import paused_gc
 from hoidata.profiles import Profile, get_profile
 from hoidata.profiles.answers import answer_body, parse_answers, parse_verbs
 from hoidata.rewards.accuracy import IOU_THRESHOLD, pair_f1, verb_f1
@@ -65,6 +66,12 @@ def score(
     n = len(targets)
     if len(completions) != n:
         raise ValueError(f"{len(completions)} completions for {n} targets")
+    with paused_gc():
+        return _score(completions, targets, profile, cfg)
+
+
+def _score(completions: Sequence[Any], targets: Targets, profile: Profile, cfg: RewardConfig) -> Scores:
+    n = len(targets)
     rolls = rollouts(completions)
     finals = [r.final for r in rolls]
     accuracy = np.zeros(n)

@@ -20,7 +20,9 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     if iw <= 0 or ih <= 0:
         return 0.0
     inter = iw * ih
-    union = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
+    union = (
+        max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
+    )
     return inter / union if union > 0 else 0.0
 
 

@@ -9,6 +9,7 @@ spends more than ``call_budget`` calls: ten good zooms earn less than two.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,7 +71,7 @@ def _region(value: object) -> list[float] | None:
     if (
         isinstance(value, list)
         and len(value) == 4
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     ):
         return [float(v) for v in value]
     return None

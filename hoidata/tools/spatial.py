@@ -10,8 +10,21 @@ import numpy as np
 
 
 def relations(person: np.ndarray, obj: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`geometry`, plus the dominant direction of the object from the person as words."""
+    r = geometry(person, obj)
+    dx, dy = r["dx"], r["dy"]
+    direction = np.where(
+        np.abs(dx) >= np.abs(dy),
+        np.where(dx >= 0, "right of", "left of"),
+        np.where(dy >= 0, "below", "above"),
+    )
+    r["direction"] = np.where(np.hypot(dx, dy) < 0.15, "at the centre of", direction)
+    return r
+
+
+def geometry(person: np.ndarray, obj: np.ndarray) -> dict[str, np.ndarray]:
     """Per pair: IoU, share of the object inside the person box, centre offset in person sizes,
-    object/person area ratio, and the dominant direction of the object from the person."""
+    and the object/person area ratio."""
     p, o = np.asarray(person, np.float64).reshape(-1, 4), np.asarray(obj, np.float64).reshape(-1, 4)
     area_p = np.clip(p[:, 2] - p[:, 0], 0, None) * np.clip(p[:, 3] - p[:, 1], 0, None)
     area_o = np.clip(o[:, 2] - o[:, 0], 0, None) * np.clip(o[:, 3] - o[:, 1], 0, None)
@@ -25,12 +38,6 @@ def relations(person: np.ndarray, obj: np.ndarray) -> dict[str, np.ndarray]:
         dx = ((o[:, 0] + o[:, 2]) - (p[:, 0] + p[:, 2])) / 2 / scale
         dy = ((o[:, 1] + o[:, 3]) - (p[:, 1] + p[:, 3])) / 2 / scale
         size_ratio = np.where(area_p > 0, area_o / area_p, 0.0)
-    direction = np.where(
-        np.abs(dx) >= np.abs(dy),
-        np.where(dx >= 0, "right of", "left of"),
-        np.where(dy >= 0, "below", "above"),
-    )
-    direction = np.where(np.hypot(dx, dy) < 0.15, "at the centre of", direction)
     return {
         "dx": dx,  # object centre right of the person centre, in person sizes
         "dy": dy,  # ... below it
@@ -38,7 +45,6 @@ def relations(person: np.ndarray, obj: np.ndarray) -> dict[str, np.ndarray]:
         "inside": inside,
         "distance": np.hypot(dx, dy),
         "size_ratio": size_ratio,
-        "direction": direction,
     }
 
 
