@@ -317,3 +317,16 @@ def test_plain_string_completions_with_tool_call_text_are_read() -> None:
     rolls = [[{"role": "assistant", "content": text}, {"role": "assistant", "content": completion("ride")}]]
     s = score(rolls, targets([[RIDE]], task="referring"), get_profile("qwen3-vl"))
     assert s.tool[0] == 1.0 and s.format[0] == 1.0
+
+
+def test_reasoning_lifted_out_by_a_response_parser_still_counts() -> None:
+    """Qwen3's response schema moves <think> into ``reasoning_content``; format and spatial see it."""
+    turn = {
+        "role": "assistant",
+        "reasoning_content": "The bicycle is below the person.",
+        "content": "<answer>ride</answer>",
+    }
+    empty = {"role": "assistant", "reasoning_content": "", "content": "<answer>ride</answer>"}
+    s = score([[turn], [empty]], targets([[RIDE]] * 2, task="spatial"), get_profile("qwen3-vl"))
+    assert s.format.tolist() == [1.0, 0.0]
+    assert s.spatial.tolist() == [1.0, 0.0]

@@ -3,7 +3,8 @@
 TRL hands rewards a list of messages per completion (assistant turns with parsed ``tool_calls``,
 ``tool`` turns with the results); our generation loop stores the same messages; a JSONL file of
 completions may hold plain strings with the ``<tool_call>`` blocks still in the text. All three
-become a :class:`Rollout`: the assistant texts, the tool calls in order with their results, and
+become a :class:`Rollout`: the assistant texts (with the reasoning a response parser lifted into
+``reasoning_content`` put back between ``<think>`` tags), the tool calls in order with their results, and
 the final answer turn.
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from hoidata.tools.environment import is_tool_error
+
 TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
-_ERROR_PREFIXES = ('{"error"', "{'error'")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class ToolCall:
     @property
     def failed(self) -> bool:
         """The tool answered with an error (ours, or TRL's for an exception)."""
-        return self.result is not None and self.result.lstrip().startswith(_ERROR_PREFIXES)
+        return self.result is not None and is_tool_error(self.result)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ def rollout(completion: Any) -> Rollout:
             continue
         role, text = m.get("role"), content_text(m.get("content"))
         if role == "assistant":
+            reasoning = m.get("reasoning_content")  # response parsers (Qwen3) lift <think> out
+            if isinstance(reasoning, str) and "<think>" not in text:
+                text = f"<think>{reasoning}</think>{text}"
             structured = m.get("tool_calls") or []
             found = [_structured_call(c) for c in structured] if structured else []
             if TOOL_CALL_BLOCK.search(text):

@@ -19,8 +19,8 @@ from hoidata.profiles import Profile
 from hoidata.rewards.completions import Rollout
 from hoidata.rewards.targets import Targets
 from hoidata.schemas.boxes import _as_boxes
+from hoidata.tools.environment import TOOL_NAMES
 
-TOOL_NAMES = frozenset({"detect_humans", "detect_objects", "analyze_spatial", "zoom_in", "imagine"})
 REGION_TOOLS = frozenset({"zoom_in", "imagine"})
 WHOLE_IMAGE = 0.9  # a region covering this share of the image is not looking at anything
 

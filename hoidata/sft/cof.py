@@ -23,9 +23,11 @@ from hoidata.sft import prompts
 from hoidata.sft.messages import IMAGE_BLOCK, message, text, to_arrow
 from hoidata.sft.tasks import Interactions, Units, display
 from hoidata.tools import spatial
-from hoidata.tools.zoom import ZOOM_SCHEMA, ZOOM_TOOL, crop, zoom_result_text
+from hoidata.tools.environment import tool_schemas
+from hoidata.tools.zoom import ZOOM_TOOL, crop, zoom_result_text
 
-TOOLS_JSON = orjson.dumps([ZOOM_SCHEMA]).decode()
+# every tool of the environment, as GRPO's environment_factory renders them: one system prompt for both
+TOOLS_JSON = orjson.dumps(tool_schemas()).decode()
 
 
 def cof_columns(

@@ -1,1 +1,2 @@
-"""The HOI tool environment's parts: zoom-in crops and spatial relations computed from boxes."""
+"""The HOI tool environment (detect, relate, zoom in, imagine) and its backends, shared by CoT
+generation and GRPO."""

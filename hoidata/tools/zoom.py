@@ -9,24 +9,6 @@ import numpy as np
 from PIL import Image
 
 ZOOM_TOOL = "zoom_in"
-ZOOM_SCHEMA = {
-    "type": "function",
-    "function": {
-        "name": ZOOM_TOOL,
-        "description": "Zoom in on a region of the image to see it in more detail.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "bbox_2d": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "description": "The region [x1, y1, x2, y2], in the same coordinates as boxes in answers.",
-                }
-            },
-            "required": ["bbox_2d"],
-        },
-    },
-}
 
 
 def zoom_result_text(model_box: list[int] | np.ndarray) -> str:
