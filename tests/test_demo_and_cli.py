@@ -8,33 +8,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from light_cli import run_light
 from PIL import Image
 
 from hoidata.io import read_manifest, read_table
 
-BLOCK_HEAVY = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'vllm', 'trl', 'datasets'}:
-            raise ImportError('heavy import: ' + name)
-sys.meta_path.insert(0, Block())
-sys.argv = ['hoidata'] + sys.argv[1:]
-from hoidata.cli import main
-main()
-"""
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCK_HEAVY, *args], capture_output=True, text=True)
-
 
 def test_help_and_convert_do_not_import_heavy_libraries(reference: Path, tmp_path: Path) -> None:
-    r = _cli("--help")
+    r = run_light("--help")
     assert r.returncode == 0 and "convert" in r.stdout
-    r = _cli("convert", "hico", "--help")
+    r = run_light("convert", "hico", "--help")
     assert r.returncode == 0 and "Examples" in r.stdout
-    r = _cli(
+    r = run_light(
         "convert",
         "hico",
         "-a",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_fixtures import cpu_grpo_config, scripted_generate
 
 from hoidata.profiles import get_profile
 from hoidata.rewards import RewardConfig, Targets, reward_funcs, score
@@ -37,7 +38,7 @@ def test_grpo_with_environment_and_hierarchical_rewards(
     import torch
     from datasets import Dataset
     from transformers import AutoModelForImageTextToText, AutoProcessor
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from hoidata.profiles.chat import use_tool_template
 
@@ -54,26 +55,23 @@ def test_grpo_with_environment_and_hierarchical_rewards(
         "<think>The cup is right of the person, overlapping it; the hand grips it.</think><answer>hold</answer>",
     ]
     grids: list[list[list[int]]] = []
+    generate = scripted_generate(tok, lambda prompt: turns[int((prompt == response_id).sum())] + "<|im_end|>")
 
-    def scripted_generate(input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def recording_generate(input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         grids.append(kwargs["image_grid_thw"].tolist())
-        rows = [
-            torch.cat(
-                [r, torch.tensor(tok(turns[int((r == response_id).sum())] + "<|im_end|>")["input_ids"])]
-            )
-            for r in input_ids
-        ]
-        width = max(len(r) for r in rows)
-        return torch.stack(
-            [torch.nn.functional.pad(r, (0, width - len(r)), value=tok.pad_token_id) for r in rows]
-        )
+        return generate(input_ids)
 
-    model.generate = scripted_generate
+    model.generate = recording_generate
     funcs = reward_funcs("qwen3-vl")
     seen: list[Any] = []
 
-    def spy(prompts: list, completions: list, **kwargs: Any) -> list[float]:
+    def spy(
+        prompts: list, completions: list, environments: list[HoiEnvironment], **kwargs: Any
+    ) -> list[float]:
         seen.append((completions, kwargs))
+        assert [[(c.name, c.ok) for c in e.calls] for e in environments] == [
+            [("detect_humans", True), ("zoom_in", True)]
+        ] * len(completions)
         return [0.0] * len(completions)
 
     image = _image(240, 320)
@@ -87,19 +85,10 @@ def test_grpo_with_environment_and_hierarchical_rewards(
         "pairs": pairs,
         "sample_id": "hico-1",
     }
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
+    args = cpu_grpo_config(
+        tmp_path,
         max_steps=2,
-        per_device_train_batch_size=2,
-        num_generations=2,
         max_completion_length=1024,
-        beta=0.0,
-        bf16=False,
-        activation_checkpointing=False,
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        disable_tqdm=True,
         logging_steps=1,
         reward_weights=[1.0] * len(funcs) + [0.0],  # the spy only records
     )

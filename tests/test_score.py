@@ -10,23 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from light_cli import run_light
 
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 from hoidata.pipelines.score import score_file
-
-BLOCK_HEAVY = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'vllm', 'trl', 'datasets'}:
-            raise ImportError('heavy import: ' + name)
-sys.meta_path.insert(0, Block())
-sys.argv = ['hoidata'] + sys.argv[1:]
-from hoidata.cli import main
-main()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +81,7 @@ def test_cli_prints_means_and_stays_light(built: dict[str, Path], tmp_path: Path
     path = _jsonl(
         tmp_path / "c.jsonl", [{"sample_id": sid, "completion": f"<think>x</think><answer>{answer}</answer>"}]
     )
-    r = subprocess.run(
-        [sys.executable, "-c", BLOCK_HEAVY, "score", str(path), "--gt", str(built["referring"]), "--json"],
-        capture_output=True,
-        text=True,
-    )
+    r = run_light("score", str(path), "--gt", str(built["referring"]), "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["profile"] == "qwen3-vl" and report["means"]["accuracy"] == 1.0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
-from tiny_fixtures import TinyVLM
+from tiny_fixtures import TinyVLM, cpu_grpo_config, scripted_generate
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import chat_template_utils as ctu
 
@@ -342,7 +342,7 @@ def test_trl_parses_tool_calls_from_completions(tool_processor: Any) -> None:
 def test_grpo_runs_a_zoom_tool_loop(tiny_vlm: TinyVLM, tmp_path: Path) -> None:
     """GRPOTrainer accepts the processor with tools, parses the call, runs the tool, feeds its image back."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     path = tiny_vlm("qwen2.5-vl")
     # a fresh processor: the trainer may change the one it is given
@@ -352,18 +352,11 @@ def test_grpo_runs_a_zoom_tool_loop(tiny_vlm: TinyVLM, tmp_path: Path) -> None:
     response_id = tok.convert_tokens_to_ids("<tool_response>")
     call = '<tool_call>\n{"name": "zoom_in", "arguments": {"bbox_2d": [10, 20, 110, 120]}}\n</tool_call><|im_end|>'
 
-    def scripted_generate(input_ids: torch.Tensor, **_: Any) -> torch.Tensor:
+    def next_text(prompt: torch.Tensor) -> str:
         # a random model never emits a tool call: call the tool first, answer once a result is in the prompt
-        rows = []
-        for row in input_ids:
-            text = "<answer>ride bicycle</answer><|im_end|>" if (row == response_id).any() else call
-            rows.append(torch.cat([row, torch.tensor(tok(text)["input_ids"])]))
-        width = max(len(r) for r in rows)
-        return torch.stack(
-            [torch.nn.functional.pad(r, (0, width - len(r)), value=tok.pad_token_id) for r in rows]
-        )
+        return "<answer>ride bicycle</answer><|im_end|>" if (prompt == response_id).any() else call
 
-    model.generate = scripted_generate
+    model.generate = scripted_generate(tok, next_text)
     seen: list[Any] = []
 
     def reward(completions: list, **_: Any) -> list[float]:
@@ -374,20 +367,7 @@ def test_grpo_runs_a_zoom_tool_loop(tiny_vlm: TinyVLM, tmp_path: Path) -> None:
     data = Dataset.from_list(
         [{"prompt": [{"role": "user", "content": "What is he doing?"}], "image": image}] * 2
     )
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=1,
-        per_device_train_batch_size=2,
-        num_generations=2,
-        max_completion_length=256,
-        beta=0.0,
-        bf16=False,
-        activation_checkpointing=False,
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        disable_tqdm=True,
-    )
+    args = cpu_grpo_config(tmp_path)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward,

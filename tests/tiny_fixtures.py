@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,38 @@ def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> TinyVLM:
         return built[family]
 
     return get
+
+
+def scripted_generate(tokenizer: Any, next_text: Callable[[Any], str]) -> Callable[..., Any]:
+    """A ``model.generate`` that appends ``next_text(prompt_ids)`` to every prompt: a random tiny
+    model never calls a tool, so tool loops are scripted (as TRL's own tests do)."""
+    import torch
+
+    def generate(input_ids: torch.Tensor, **_: Any) -> torch.Tensor:
+        rows = [torch.cat([r, torch.tensor(tokenizer(next_text(r))["input_ids"])]) for r in input_ids]
+        width = max(len(r) for r in rows)
+        pad = tokenizer.pad_token_id
+        return torch.stack([torch.nn.functional.pad(r, (0, width - len(r)), value=pad) for r in rows])
+
+    return generate
+
+
+def cpu_grpo_config(output_dir: Path, **overrides: Any) -> Any:
+    """A GRPOConfig for a few CPU steps with two generations per prompt and no reference model."""
+    from trl import GRPOConfig
+
+    args: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "num_generations": 2,
+        "max_completion_length": 256,
+        "beta": 0.0,
+        "bf16": False,
+        "activation_checkpointing": False,
+        "use_cpu": True,
+        "report_to": [],
+        "save_strategy": "no",
+        "disable_tqdm": True,
+    }
+    return GRPOConfig(**{**args, **overrides})

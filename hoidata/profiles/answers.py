@@ -33,22 +33,13 @@ _VERB_SPLIT = re.compile(r"\s*(?:[,;\n/|]|\band\b|\bor\b)\s*")
 _VERB_STRIP = " \t\"'`.!?:*-[]{}()"
 
 
-@dataclass(frozen=True)
-class Answers:
-    """Pairs read from a batch of texts, flattened: text ``i`` owns rows ``offsets[i]:offsets[i+1]``."""
+class Flat:
+    """Rows of a batch, flattened: item ``i`` owns rows ``offsets[i]:offsets[i+1]``."""
 
     offsets: np.ndarray  # int64 (C + 1,)
-    person: np.ndarray  # (N, 4) canonical pixels
-    object: np.ndarray  # (N, 4) canonical pixels, NaN where the entry has no object box
-    verb: pa.StringArray  # taxonomy spelling (underscores), null when not written
-    object_label: pa.StringArray
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
-
-    @property
-    def has_object(self) -> np.ndarray:
-        return ~np.isnan(self.object[:, 0])
 
     @property
     def counts(self) -> np.ndarray:
@@ -56,8 +47,23 @@ class Answers:
 
     @property
     def owner(self) -> np.ndarray:
-        """The text each entry belongs to."""
+        """The item each row belongs to."""
         return np.repeat(np.arange(len(self)), self.counts)
+
+
+@dataclass(frozen=True)
+class Answers(Flat):
+    """Pairs read from a batch of texts, one row per answer entry."""
+
+    offsets: np.ndarray  # int64 (C + 1,)
+    person: np.ndarray  # (N, 4) canonical pixels
+    object: np.ndarray  # (N, 4) canonical pixels, NaN where the entry has no object box
+    verb: pa.StringArray  # taxonomy spelling (underscores), null when not written
+    object_label: pa.StringArray
+
+    @property
+    def has_object(self) -> np.ndarray:
+        return ~np.isnan(self.object[:, 0])
 
 
 def answer_body(text: str) -> str:

@@ -14,13 +14,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hoidata.profiles.answers import Flat
+
 VERB_TASKS = ("referring", "spatial", "cof")  # answers name verbs
 GROUNDING = "grounding"  # answers are pairs of boxes
 DETECTION = "detection"  # answers are labelled pairs; the default for other tasks
 
 
 @dataclass(frozen=True)
-class Targets:
+class Targets(Flat):
+    """Ground-truth pairs of a batch of completions, one row per pair."""
+
     offsets: np.ndarray  # int64 (C + 1,): completion i owns pairs offsets[i]:offsets[i+1]
     person: np.ndarray  # (N, 4) canonical pixels
     object: np.ndarray  # (N, 4), NaN where the interaction has no object
@@ -29,17 +33,6 @@ class Targets:
     task: np.ndarray  # (C,) str
     width: np.ndarray  # (C,) the canonical frame of each completion's image
     height: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def counts(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    @property
-    def owner(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self)), self.counts)
 
     @classmethod
     def from_rows(
