@@ -76,7 +76,7 @@ def rollout(completion: Any) -> Rollout:
             structured = m.get("tool_calls") or []
             found = [_structured_call(c) for c in structured] if structured else []
             if TOOL_CALL_BLOCK.search(text):
-                found += [_text_call(body) for body in TOOL_CALL_BLOCK.findall(text)]
+                found += [parse_tool_call(body) for body in TOOL_CALL_BLOCK.findall(text)]
                 text = TOOL_CALL_BLOCK.sub("", text)
             turns.append(text)
             turn_calls.append(len(found))
@@ -111,7 +111,8 @@ def _structured_call(call: Any) -> tuple[str | None, Any]:
     return (name if isinstance(name, str) else None), args
 
 
-def _text_call(body: str) -> tuple[str | None, Any]:
+def parse_tool_call(body: str) -> tuple[str | None, Any]:
+    """``(name, arguments)`` of the JSON inside a ``<tool_call>`` block; ``(None, None)`` if unreadable."""
     data = _loads(body)
     if not isinstance(data, dict):
         return None, None

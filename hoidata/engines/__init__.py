@@ -1,0 +1,16 @@
+"""Interchangeable generation engines: a batch of conversations with images in, n completions each out."""
+
+from hoidata.engines.base import Engine, Generation, Sampling
+
+__all__ = ["Engine", "Generation", "Sampling", "get_engine"]
+
+
+def get_engine(name: str, model: str, **options: object) -> Engine:
+    """The engine called ``name`` (``hf``; ``openai`` and ``vllm`` follow), loading ``model``."""
+    from hoidata.errors import HoidataError
+
+    if name == "hf":
+        from hoidata.engines.hf import HfEngine
+
+        return HfEngine(model, **options)  # type: ignore[arg-type]
+    raise HoidataError(f"unknown engine {name!r}; choose hf")

@@ -1,0 +1,125 @@
+"""The multi-turn tool loop: generate, run the tool calls, append the results, generate again.
+
+Rollouts advance in waves: every rollout that still waits for the model is submitted in one
+engine call, so vLLM batches them continuously. The first wave samples ``n`` rollouts per
+prompt; each later wave continues every open rollout once. Every rollout owns a fresh tool
+environment reset to its sample, so the tools answer exactly as they do under GRPO.
+
+Nothing is invented: a malformed tool call gets the tool error the model would see during RL, an
+engine failure or a cut-off generation ends the rollout with that status, and a rollout that
+still calls tools after ``max_turns`` ends as ``max_turns``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hoidata.engines.base import Conversation, Engine, Generation, Sampling
+from hoidata.rewards.completions import TOOL_CALL_BLOCK, parse_tool_call
+from hoidata.tools.detection import stable_seed
+from hoidata.tools.environment import HoiEnvironment, ToolCall, call_tool
+
+ANSWERED, MAX_TURNS, LENGTH, ENGINE_ERROR = "answered", "max_turns", "length", "engine_error"
+
+
+@dataclass
+class Trace:
+    """One rollout of one sample: what the model wrote and the tools answered, after the prompt."""
+
+    sample: int  # index of the prompt
+    rollout: int
+    messages: list[dict[str, Any]] = field(default_factory=list)  # assistant (raw text) and tool turns
+    status: str = ""  # answered | max_turns | length | engine_error; "" while open
+    error: str | None = None
+    turns: int = 0
+    prompt_tokens: int = 0  # summed over turns
+    completion_tokens: int = 0
+    calls: list[ToolCall] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    sampling: Sampling = field(default_factory=Sampling)
+    max_turns: int = 3  # model turns per rollout, tool-calling ones included
+    seed: int = 0
+
+
+def run_loop(
+    engine: Engine,
+    prompts: Sequence[Conversation],
+    rows: Sequence[dict[str, Any]],
+    environment: Callable[[], HoiEnvironment],
+    config: LoopConfig,
+    tools: list[dict[str, Any]] | None = None,
+    sample_ids: Sequence[str] | None = None,
+) -> list[Trace]:
+    """Roll out every prompt ``config.sampling.n`` times; ``rows[i]`` resets prompt ``i``'s tools.
+
+    ``sample_ids`` name the prompts in the seeds (default: their positions), so a prompt gets the
+    same samples whichever batch or shard it runs in.
+    """
+    if config.max_turns < 1:
+        raise ValueError("max_turns must be at least 1")
+    ids = [str(i) for i in range(len(prompts))] if sample_ids is None else [str(s) for s in sample_ids]
+    first = engine.generate(prompts, config.sampling, [_seed(config.seed, s, 0) for s in ids], tools)
+    traces: list[Trace] = []
+    envs: list[HoiEnvironment] = []
+    for i, generations in enumerate(first):
+        for r, generation in enumerate(_exactly(generations, config.sampling.n)):
+            env = environment()
+            env.reset(**rows[i])
+            trace = Trace(i, r)
+            _advance(trace, env, generation, config.max_turns)
+            traces.append(trace)
+            envs.append(env)
+    single = replace(config.sampling, n=1)
+    while True:
+        open_ = [k for k, t in enumerate(traces) if not t.status]
+        if not open_:
+            break
+        conversations = [list(prompts[traces[k].sample]) + traces[k].messages for k in open_]
+        seeds = [_seed(config.seed, ids[traces[k].sample], traces[k].turns, traces[k].rollout) for k in open_]
+        results = engine.generate(conversations, single, seeds, tools)
+        for k, generations in zip(open_, results, strict=True):
+            _advance(traces[k], envs[k], _exactly(generations, 1)[0], config.max_turns)
+    for trace, env in zip(traces, envs, strict=True):
+        trace.calls = list(env.calls)
+    return traces
+
+
+def _advance(trace: Trace, env: HoiEnvironment, g: Generation, max_turns: int) -> None:
+    """Apply one generation to a rollout: close it, or run its tool calls and leave it open."""
+    trace.turns += 1
+    trace.prompt_tokens += g.prompt_tokens
+    trace.completion_tokens += g.completion_tokens
+    if g.finish_reason == "error":
+        trace.status, trace.error = ENGINE_ERROR, g.error or "engine error"
+        return
+    trace.messages.append({"role": "assistant", "content": g.text})
+    if g.finish_reason == "length":
+        trace.status = LENGTH
+        return
+    calls = TOOL_CALL_BLOCK.findall(g.text)
+    if not calls:
+        trace.status = ANSWERED
+        return
+    if trace.turns >= max_turns:
+        trace.status = MAX_TURNS
+        return
+    for body in calls:
+        name, arguments = parse_tool_call(body)
+        result = call_tool(env, name if name is not None else "<unreadable tool call>", arguments)
+        trace.messages.append({"role": "tool", "name": name or "unknown", "content": result})
+
+
+def _exactly(generations: list[Generation], n: int) -> list[Generation]:
+    """An engine that returns the wrong number of samples is a bug worth a recorded error, not a crash."""
+    if len(generations) == n:
+        return generations
+    return [Generation.failed(f"engine returned {len(generations)} samples, expected {n}")] * n
+
+
+def _seed(*parts: object) -> int:
+    return stable_seed(*parts) % (2**31 - 1)  # engines take 32-bit seeds
