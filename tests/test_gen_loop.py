@@ -168,3 +168,115 @@ def test_hf_engine_runs_the_loop_reproducibly(tiny_vlm: Any, family: str) -> Non
     texts = [t.messages[0]["content"] for t in first]
     assert len(set(texts)) > 1  # sampled, not four copies
     assert not any("<|image_pad|>" in x for x in texts)
+
+
+# ---- the openai engine against a real server on loopback --------------------------------------
+@pytest.fixture(scope="module")
+def served_model(tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``transformers serve`` on 127.0.0.1 with the tiny Qwen2.5-VL, saved with our tool template."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from transformers import AutoProcessor
+
+    from hoidata.profiles.chat import use_tool_template
+
+    model = tmp_path_factory.mktemp("served") / "tiny"
+    shutil.copytree(tiny_vlm("qwen2.5-vl"), model)
+    use_tool_template(AutoProcessor.from_pretrained(model), "qwen2.5-vl").save_pretrained(model)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = Path(sys.executable).parent / "transformers"
+    proc = subprocess.Popen(
+        [str(cli), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while True:  # readiness poll: the server takes a few seconds to import and bind
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("transformers serve did not start")
+            time.sleep(0.2)
+    yield str(model), f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_openai_engine_against_transformers_serve(served_model: Any) -> None:
+    from hoidata.engines.openai import OpenAIEngine
+
+    model, base_url = served_model
+    engine = OpenAIEngine(model, base_url=base_url, concurrency=4)
+    images = [_image(0), _image(1)]
+    cfg = LoopConfig(Sampling(n=2, temperature=1.0, max_tokens=10), max_turns=2, seed=1)
+    traces = run_loop(
+        engine,
+        [_prompt(i) for i in images],
+        [_row(i, f"s{k}") for k, i in enumerate(images)],
+        HoiEnvironment.factory(profile="qwen2.5-vl"),
+        cfg,
+        tools=tool_schemas(),
+    )
+    assert len(traces) == 4 and {t.status for t in traces} <= {ANSWERED, LENGTH, MAX_TURNS}
+    assert all(t.prompt_tokens > 0 and t.completion_tokens > 0 for t in traces)
+    assert all(t.messages[0]["role"] == "assistant" for t in traces)
+
+
+def test_openai_engine_records_an_unreachable_server() -> None:
+    import socket
+
+    from hoidata.engines.openai import OpenAIEngine
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine = OpenAIEngine("m", base_url=f"http://127.0.0.1:{port}/v1", retries=0, timeout=5)
+    image = _image()
+    (trace,) = run_loop(
+        engine, [_prompt(image)], [_row(image, "s")], HoiEnvironment, LoopConfig(Sampling(n=1))
+    )
+    assert trace.status == ENGINE_ERROR and "Connection" in (trace.error or "")
+    assert trace.messages == []  # no invented answer
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
+def test_tool_results_as_user_turns_render_the_same_prompt(tiny_vlm: Any, family: str) -> None:
+    from transformers import AutoProcessor
+
+    from hoidata.engines.messages import with_tool_turns_as_user
+    from hoidata.profiles.chat import use_tool_template
+
+    processor = use_tool_template(AutoProcessor.from_pretrained(tiny_vlm(family)), family)
+    image = _image()
+    crop = {
+        "role": "tool",
+        "content": [{"type": "image", "image": image}, {"type": "text", "text": "Zoomed view"}],
+    }
+    conversation = [
+        *_prompt(image),
+        {"role": "assistant", "content": "<think>x</think>" + _call("zoom_in", {"bbox_2d": [1, 2, 3, 4]})},
+        crop,
+        {"role": "tool", "content": '{"humans": []}'},
+        {"role": "assistant", "content": "<think>y</think>" + _call("detect_humans", {})},
+        {"role": "tool", "content": '{"error": "budget"}'},
+    ]
+
+    def render(c: list) -> str:
+        return processor.apply_chat_template(
+            c, tools=tool_schemas(), add_generation_prompt=True, tokenize=False
+        )
+
+    assert render(with_tool_turns_as_user(conversation)) == render(conversation)
+    assert render(conversation).count("<|vision_start|>") == 2

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hoidata.engines.base import Conversation, Generation, Sampling
+from hoidata.engines.messages import with_tool_turns_as_user
 
 
 class HfEngine:
@@ -57,7 +58,7 @@ class HfEngine:
     def _one(self, conversation: Conversation, sampling: Sampling, seed: int, tools: Any) -> list[Generation]:
         torch = self._torch
         inputs = self.processor.apply_chat_template(
-            conversation,
+            with_tool_turns_as_user(conversation),
             tools=tools,
             add_generation_prompt=True,
             tokenize=True,
