@@ -3,48 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from scripted_engines import ZoomThenAnswer, true_answers
 
-from hoidata.engines import Generation, Sampling
-from hoidata.io import open_dataset, read_manifest, read_table
+from hoidata.io import open_dataset, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
-
-
-class ZoomThenAnswer:
-    """Rollout 0 zooms on the whole person, then answers with the true verbs; rollout 1 answers
-    'kick' at once. Answers are read from the prompt's pairs, which the test passes in."""
-
-    name, model = "scripted", "zoomer"
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-        self.waves: list[int] = []
-
-    def generate(
-        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
-    ) -> list[list[Generation]]:
-        self.waves.append(len(conversations))
-        out = []
-        for c in conversations:
-            question = c[0]["content"][1]["text"]
-            if len(c) == 1:
-                zoom = json.dumps({"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 20, 20]}})
-                out.append(
-                    [
-                        Generation(f"<think>Look closer.</think>\n<tool_call>\n{zoom}\n</tool_call>", 50, 20),
-                        Generation("<think>Obvious.</think><answer>kick</answer>", 50, 8),
-                    ][: sampling.n]
-                )
-            else:
-                out.append(
-                    [Generation(f"<think>I see it.</think><answer>{self.answers[question]}</answer>", 90, 9)]
-                )
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +20,12 @@ def demo_boxes(demo_canonical, tmp_path_factory: pytest.TempPathFactory) -> Path
     return out
 
 
-def _answers(boxes_dir: Path) -> dict[str, str]:
-    from hoidata.pipelines.build_sft import BuildSftConfig, build_table
-    from hoidata.pipelines.gen_cot import COT_INSTRUCTION
-    from hoidata.profiles import get_profile
-
-    spec = read_manifest(boxes_dir).config["profile_spec"]
-    profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
-    table, _ = build_table(read_table(boxes_dir), profile, BuildSftConfig(task="referring"), "path", None)
-    return {
-        f"{r['messages'][0]['content'][1]['text']}\n{COT_INSTRUCTION}": r["messages"][1]["content"][0]["text"]
-        for r in table.to_pylist()
-    }
-
-
 def test_rollouts_become_sft_ready_rows(demo_boxes: Path, tmp_path: Path) -> None:
-    engine = ZoomThenAnswer(_answers(demo_boxes))
+    engine = ZoomThenAnswer(true_answers(demo_boxes))
     cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, max_turns=3, shard_size=4)
     m = gen_cot(demo_boxes, tmp_path / "cot", cfg, lambda: engine, progress=False)
     rows = read_table(tmp_path / "cot").to_pylist()
-    prompts = len(_answers(demo_boxes))
+    prompts = len(true_answers(demo_boxes))
     assert m.counts["in"] == prompts and m.counts["rows"] == 2 * prompts == len(rows)
     zoomed = [r for r in rows if r["rollout"] == 0]
     direct = [r for r in rows if r["rollout"] == 1]
@@ -99,7 +51,7 @@ def test_rollouts_become_sft_ready_rows(demo_boxes: Path, tmp_path: Path) -> Non
 def test_a_finished_run_loads_no_engine(demo_boxes: Path, tmp_path: Path) -> None:
     from hoidata.errors import HoidataError
 
-    answers = _answers(demo_boxes)
+    answers = true_answers(demo_boxes)
     cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, shard_size=3)
     built: list[int] = []
 

@@ -1,0 +1,247 @@
+"""``hoidata filter sft|prefs``: gen-cot rollouts → TRL SFT data, or TRL DPO preference pairs.
+
+Both read the rewards each rollout was scored with (the same module GRPO uses) and work one input
+shard at a time (gen-cot keeps all rollouts of a prompt in one shard). Every rollout not kept is a
+reject with its reason, so rollouts in = rollouts kept + rejected.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hoidata.errors import HoidataError
+from hoidata.io import Manifest, StageRun, read_manifest
+from hoidata.io.files import fingerprint
+from hoidata.pipelines.boxes import image_root, input_shards
+from hoidata.rewards import COMPONENTS
+from hoidata.schemas.canonical import REJECTS_SCHEMA
+from hoidata.sft.schema import IMAGE, MESSAGE, SFT_SCHEMA, sft_features
+
+ANSWERED = "answered"
+
+
+@dataclass
+class FilterSftConfig:
+    """Thresholds are minimums per reward part (None: no condition)."""
+
+    min_accuracy: float | None = 1.0
+    min_format: float | None = 1.0
+    min_tool: float | None = None
+    min_spatial: float | None = None
+    min_total: float | None = None
+    per_prompt: int = 1  # at most this many rollouts per prompt, best total first
+    dedupe: bool = True  # identical rollouts of a prompt count once
+
+
+@dataclass
+class FilterPrefsConfig:
+    min_margin: float = 0.5  # chosen total - rejected total
+    min_chosen_accuracy: float = 1.0
+    pairs_per_prompt: int = 1  # best against worst, then second best against second worst, ...
+
+
+DPO_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("images", pa.list_(IMAGE)),
+        ("prompt", pa.list_(MESSAGE)),
+        ("chosen", pa.list_(MESSAGE)),
+        ("rejected", pa.list_(MESSAGE)),
+        ("chosen_reward", pa.float64()),
+        ("rejected_reward", pa.float64()),
+    ]
+)
+
+
+def filter_sft(
+    input_dir: Path | str, out: Path | str, cfg: FilterSftConfig, *, overwrite: bool = False
+) -> Manifest:
+    """Keep rollouts that pass every threshold, at most ``per_prompt`` per prompt, as SFT rows."""
+    if cfg.per_prompt < 1:
+        raise HoidataError("--per-prompt must be at least 1")
+
+    def select(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        n = table.num_rows
+        reason = np.full(n, "", object)
+        status = table.column("status").to_numpy(zero_copy_only=False)
+        reason[status != ANSWERED] = [f"status {s}" for s in status[status != ANSWERED]]
+        rewards = table.column("rewards").combine_chunks()
+        for part in (*COMPONENTS, "total"):
+            low = getattr(cfg, f"min_{part}")
+            if low is None:
+                continue
+            value = rewards.field(part).to_numpy(zero_copy_only=False)
+            below = (value < low) & (reason == "")
+            reason[below] = [f"{part} {v:.3g} < {low:g}" for v in value[below]]
+        total = rewards.field("total").to_numpy(zero_copy_only=False)
+        ok = np.flatnonzero(reason == "")
+        prompt = table.column("prompt_id").to_numpy(zero_copy_only=False)
+        # best total first within each prompt, then rollout order
+        order = ok[np.lexsort((table.column("rollout").to_numpy()[ok], -total[ok], prompt[ok]))]
+        if cfg.dedupe:
+            keys = _rollout_keys(table)
+            seen: set[tuple[str, str]] = set()
+            for i in order:
+                if (prompt[i], keys[i]) in seen:
+                    reason[i] = "duplicate of a kept rollout"
+                seen.add((prompt[i], keys[i]))
+            order = order[reason[order] == ""]
+        rank = _rank_within(prompt[order])
+        reason[order[rank >= cfg.per_prompt]] = f"beyond {cfg.per_prompt} per prompt"
+        kept = np.sort(order[rank < cfg.per_prompt])
+        return table.select(SFT_SCHEMA.names).take(pa.array(kept, pa.int64())), _rejects(table, reason)
+
+    return _run(input_dir, out, "filter-sft", asdict(cfg), SFT_SCHEMA, sft_features(True), select, overwrite)
+
+
+def filter_prefs(
+    input_dir: Path | str, out: Path | str, cfg: FilterPrefsConfig, *, overwrite: bool = False
+) -> Manifest:
+    """Chosen/rejected pairs from rollouts of the same prompt, by reward margin (TRL DPO format).
+
+    DPO conditions on the prompt's image only, so rollouts whose tool turns returned images cannot
+    be a chosen or rejected completion; they are rejects with that reason.
+    """
+
+    def select(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        rows = table.to_pylist()
+        reason = [""] * len(rows)
+        by_prompt: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            if r["status"] != ANSWERED:
+                reason[i] = f"status {r['status']}"
+            elif len(r["images"]) > 1:
+                reason[i] = "tool turns hold images (DPO conditions on the prompt image only)"
+            else:
+                by_prompt.setdefault(r["prompt_id"], []).append(i)
+        pairs = []
+        for prompt_id, members in by_prompt.items():
+            ranked = sorted(members, key=lambda i: (-rows[i]["rewards"]["total"], rows[i]["rollout"]))
+            used = 0
+            while used < cfg.pairs_per_prompt and len(ranked) >= 2:
+                best, worst = ranked[0], ranked[-1]
+                good, bad = rows[best]["rewards"], rows[worst]["rewards"]
+                if (
+                    good["total"] - bad["total"] < cfg.min_margin
+                    or good["accuracy"] < cfg.min_chosen_accuracy
+                ):
+                    break
+                pairs.append(_pair(rows[best], rows[worst], f"{prompt_id}/{used}"))
+                ranked, used = ranked[1:-1], used + 1
+            for i in ranked:
+                reason[i] = "no pair with enough reward margin"
+        return pa.Table.from_pylist(pairs, DPO_SCHEMA), _rejects(table, np.array(reason, object))
+
+    features = {
+        "sample_id": {"dtype": "string", "_type": "Value"},
+        "prompt_id": {"dtype": "string", "_type": "Value"},
+        "images": sft_features(True)["images"],
+        "prompt": sft_features(True)["messages"],
+        "chosen": sft_features(True)["messages"],
+        "rejected": sft_features(True)["messages"],
+        "chosen_reward": {"dtype": "float64", "_type": "Value"},
+        "rejected_reward": {"dtype": "float64", "_type": "Value"},
+    }
+    return _run(input_dir, out, "filter-prefs", asdict(cfg), DPO_SCHEMA, features, select, overwrite)
+
+
+def _pair(chosen: dict[str, Any], rejected: dict[str, Any], sample_id: str) -> dict[str, Any]:
+    split = next(k for k, m in enumerate(chosen["messages"]) if m["role"] == "assistant")
+    return {
+        "sample_id": sample_id,
+        "prompt_id": chosen["prompt_id"],
+        "images": chosen["images"][:1],
+        "prompt": chosen["messages"][:split],
+        "chosen": chosen["messages"][split:],
+        "rejected": rejected["messages"][split:],
+        "chosen_reward": chosen["rewards"]["total"],
+        "rejected_reward": rejected["rewards"]["total"],
+    }
+
+
+def _run(
+    input_dir: Path | str,
+    out: Path | str,
+    stage: str,
+    config: dict[str, Any],
+    schema: pa.Schema,
+    features: dict[str, Any],
+    select: Any,
+    overwrite: bool,
+) -> Manifest:
+    start = time.perf_counter()
+    manifest = read_manifest(input_dir)
+    if manifest.stage != "gen-cot":
+        raise HoidataError(
+            f"expected a `hoidata gen-cot` dataset, got a {manifest.stage!r} one", file=str(input_dir)
+        )
+    shards = input_shards(input_dir, manifest)
+    run = StageRun(
+        out,
+        stage=stage,
+        config=config
+        | {"input": str(Path(input_dir).resolve()), "images": image_root(manifest), "split": "train"},
+        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        features=features,
+        schema=schema,
+        split="train",
+        num_shards=len(shards),
+        overwrite=overwrite,
+    )
+    records_in = records_out = 0
+    for i, shard in enumerate(shards):
+        table = pq.read_table(shard)
+        records_in += table.num_rows
+        if not run.is_done(i):
+            kept, rejects = select(table)
+            run.write_shard(i, kept, rejects)
+        rejected = pq.read_metadata(run.work / f"rejects-{i:05d}.parquet").num_rows
+        records_out += table.num_rows - rejected
+    return run.finish(records_in, started=start, records_out=records_out)
+
+
+def _rejects(table: pa.Table, reason: np.ndarray) -> pa.Table:
+    idx = np.flatnonzero(reason != "")
+    return pa.table(
+        {
+            "source_file": pa.nulls(len(idx), pa.string()),
+            "record_index": pa.array(idx, pa.int64()),
+            "sample_id": table.column("sample_id").take(pa.array(idx, pa.int64())),
+            "field": pa.array(["rewards"] * len(idx), pa.string()),
+            "reason": pa.array(reason[idx].tolist(), pa.string()),
+            "raw": pa.nulls(len(idx), pa.string()),
+        },
+        schema=REJECTS_SCHEMA,
+    )
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal, adjacent group values."""
+    if not len(groups):
+        return np.zeros(0, np.int64)
+    start = np.r_[True, groups[1:] != groups[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(groups)), 0))
+    return np.arange(len(groups)) - first
+
+
+def _rollout_keys(table: pa.Table) -> list[str]:
+    """What a rollout wrote (assistant text and tool calls), to spot identical rollouts of a prompt."""
+    keys = []
+    for messages in table.column("messages").to_pylist():
+        parts = []
+        for m in messages:
+            if m["role"] == "assistant":
+                parts.append("".join(b["text"] or "" for b in m["content"]))
+                parts.extend(
+                    f"{c['function']['name']}{c['function']['arguments']}" for c in m["tool_calls"] or []
+                )
+        keys.append("\x1f".join(parts))
+    return keys
