@@ -506,7 +506,9 @@ def score(
     ] = None,
     weight: Annotated[
         list[str] | None,
-        typer.Option(metavar="NAME=VALUE", help="Reward weight (accuracy, format, tool, spatial); repeatable."),
+        typer.Option(
+            metavar="NAME=VALUE", help="Reward weight (accuracy, format, tool, spatial); repeatable."
+        ),
     ] = None,
     iou_threshold: Annotated[float, typer.Option(help="IoU both boxes of a pair must reach.")] = 0.5,
     no_think: Annotated[
@@ -549,6 +551,114 @@ def score(
         typer.echo(f"  {task:<12}" + "".join(f"{means[p]:>10.3f}" for p in parts))
     if out is not None:
         typer.echo(f"  per-completion scores: {out}")
+
+
+eval_app = typer.Typer(help="Evaluate predictions against a ground-truth dataset.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+class HicoVariant(StrEnum):
+    official = "official"
+    numpy_arange = "numpy-arange"
+    decimal = "decimal"
+    qpic = "qpic"
+    upt = "upt"
+    thid = "thid"
+
+
+class HicoSetting(StrEnum):
+    default = "default"
+    known_object = "known-object"
+
+
+class ZeroShotSplit(StrEnum):
+    rare_first = "rare_first"
+    non_rare_first = "non_rare_first"
+    unseen_object = "unseen_object"
+    unseen_verb = "unseen_verb"
+
+
+class PredFormat(StrEnum):
+    auto = "auto"
+    hoidata = "hoidata"
+    ppdm = "ppdm"
+
+
+class Ranking(StrEnum):
+    score = "score"
+    rank = "rank"
+
+
+class PpdmIds(StrEnum):
+    coco91 = "coco91"
+    coco80 = "coco80"
+
+
+@eval_app.command(
+    "hico",
+    epilog="""Examples:
+
+    hoidata eval hico preds/ --gt data/hico-test
+
+    hoidata eval hico preds.parquet --gt data/hico-test --setting known-object --json report.json
+
+    hoidata eval hico preds.parquet --gt data/hico-test --zero-shot rare_first --variant qpic
+
+    hoidata eval hico ppdm_results.json --gt data/hico-test --box-origin zero-based
+""",
+)
+def eval_hico_cmd(
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="hoidata predictions (dataset directory or Parquet) or PPDM/QPIC result JSON.",
+            show_default=False,
+        ),
+    ],
+    gt: Annotated[
+        Path, typer.Option("--gt", help="Converted HICO-DET dataset directory.", show_default=False)
+    ],
+    setting: Annotated[HicoSetting, typer.Option(help="Default, or Known-Object.")] = HicoSetting.default,
+    zero_shot: Annotated[
+        ZeroShotSplit | None, typer.Option("--zero-shot", help="Also report Seen / Unseen for this split.")
+    ] = None,
+    variant: Annotated[
+        HicoVariant, typer.Option(help="official (MATLAB), or a named Python-port variant.")
+    ] = HicoVariant.official,
+    ranking: Annotated[
+        Ranking, typer.Option(help="score: given scores (answer rank when none); rank: answer order only.")
+    ] = Ranking.score,
+    format: Annotated[
+        PredFormat, typer.Option("--format", help="Predictions format (auto: .json is PPDM).")
+    ] = PredFormat.auto,
+    box_origin: Annotated[
+        Origin, typer.Option("--box-origin", help="PPDM JSON: pixel convention of the boxes.")
+    ] = Origin.one_based,
+    ids: Annotated[
+        PpdmIds, typer.Option(help="PPDM JSON: coco91 ids + verbs 1..117, or coco80 indices + verbs 0..116.")
+    ] = PpdmIds.coco91,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (every per-class AP) here.")
+    ] = None,
+) -> None:
+    """HICO-DET mAP (Full / Rare / Non-Rare, Seen / Unseen) with the official MATLAB protocol by default."""
+    from hoidata.eval.hico import eval_hico
+
+    report = eval_hico(
+        predictions,
+        gt,
+        variant=variant.value,
+        setting=setting.value,
+        zero_shot=zero_shot.value if zero_shot else None,
+        ranking=ranking.value,
+        format=format.value,
+        box_origin=box_origin.value,
+        ids=ids.value,
+    )
+    typer.echo(report.format_table())
+    if json_out is not None:
+        report.write_json(json_out)
+        typer.echo(f"  report: {json_out}")
 
 
 def main() -> None:

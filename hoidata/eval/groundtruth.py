@@ -1,0 +1,80 @@
+"""HICO-DET ground truth from a canonical hoidata dataset directory, as flat pair arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hoidata.errors import HoidataError
+from hoidata.io.dataset_dir import read_table
+from hoidata.schemas.canonical import BBOX
+from hoidata.schemas.taxonomy import Taxonomy
+
+
+@dataclass
+class GroundTruth:
+    """Every (human, object) pair of every image, in the dataset's order (images, then pairs)."""
+
+    sample_ids: list[str]
+    file_names: list[str]  # image file name of each sample (PPDM results are keyed by it)
+    image: np.ndarray  # (P,) int64
+    hoi: np.ndarray  # (P,) int64
+    human: np.ndarray  # (P, 4) float64 canonical
+    obj: np.ndarray  # (P, 4) float64 canonical; NaN rows: interaction without object
+
+    @property
+    def num_images(self) -> int:
+        return len(self.sample_ids)
+
+    def sample_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.sample_ids)}
+
+    def file_to_sample(self) -> dict[str, str]:
+        return {Path(f).name: s for f, s in zip(self.file_names, self.sample_ids, strict=True) if f}
+
+
+def _boxes(arr: pa.Array) -> np.ndarray:
+    arr = arr.cast(BBOX)
+    flat = arr.values.slice(arr.offset * 4, len(arr) * 4).to_numpy(zero_copy_only=False)
+    return flat.astype(np.float64).reshape(-1, 4)
+
+
+def load_ground_truth(path: Path | str, taxonomy: Taxonomy) -> GroundTruth:
+    """Read a converted HICO-DET dataset directory (``hoidata convert hico``) into pair arrays."""
+    table = read_table(path, columns=["sample_id", "source", "image", "instances", "interactions"])
+    sources = set(pc.unique(table.column("source")).to_pylist())
+    if sources - {"hico-det"}:
+        raise HoidataError(
+            f"ground truth must be a HICO-DET dataset, this one holds {sorted(map(str, sources))}",
+            file=str(path),
+        )
+    inst = table.column("instances").combine_chunks()
+    pairs = table.column("interactions").combine_chunks()
+    inst_off = pc.subtract(inst.offsets, inst.offsets[0]).to_numpy().astype(np.int64)
+    pair_off = pc.subtract(pairs.offsets, pairs.offsets[0]).to_numpy().astype(np.int64)
+    inst_v, pair_v = pc.list_flatten(inst), pc.list_flatten(pairs)
+    boxes = _boxes(inst_v.field("bbox"))
+    image = np.repeat(np.arange(table.num_rows), np.diff(pair_off))
+    subj = pair_v.field("subject").to_numpy(zero_copy_only=False).astype(np.int64)
+    obj = pair_v.field("object").to_numpy(zero_copy_only=False).astype(np.int64)
+    hoi = pair_v.field("hoi_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    if ((hoi < 0) | (hoi >= taxonomy.num_hois)).any():
+        raise HoidataError("an interaction's hoi_id is outside the HICO-DET classes", file=str(path))
+    first = inst_off[:-1][image]
+    human = boxes[first + subj]
+    obj_boxes = np.full((len(obj), 4), np.nan)
+    has = obj >= 0
+    obj_boxes[has] = boxes[(first + obj)[has]]
+    paths = table.column("image").combine_chunks().field("path").to_pylist()
+    return GroundTruth(
+        sample_ids=table.column("sample_id").to_pylist(),
+        file_names=[Path(p).name if p else "" for p in paths],
+        image=image,
+        hoi=hoi,
+        human=human,
+        obj=obj_boxes,
+    )
