@@ -380,6 +380,151 @@ def build_sft_cmd(
     _print_summary(build_sft(input_dir, out, cfg, overwrite=overwrite), out)
 
 
+class EngineName(StrEnum):
+    hf = "hf"
+    openai = "openai"
+
+
+class CotTask(StrEnum):
+    referring = "referring"
+    grounding = "grounding"
+    detection = "detection"
+    spatial = "spatial"
+
+
+@app.command(
+    "gen-cot",
+    epilog="""Examples:
+
+    hoidata gen-cot data/hico-train-boxes --engine openai --model Qwen/Qwen2.5-VL-72B-Instruct
+        --base-url http://localhost:8000/v1 --n 4 --out data/cot
+
+    hoidata gen-cot data/demo/boxes --engine hf --model runs/tiny --n 2 --max-turns 3 --out data/cot
+
+    hoidata gen-cot data/hico-train-boxes --engine openai --model M --base-url URL --shard 1/4 --out data/cot-1
+""",
+)
+def gen_cot_cmd(
+    input_dir: InputDir,
+    out: Out,
+    model: Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)],
+    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.hf,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="openai: the server, e.g. http://127.0.0.1:8000/v1.", show_default=False),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPENAI_API_KEY", help="openai: API key (local servers need none).", show_default=False
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
+    task: Annotated[
+        CotTask, typer.Option(help="Which build-sft questions to ask (boxes input).")
+    ] = CotTask.referring,
+    n: Annotated[int, typer.Option(help="Rollouts per prompt.")] = 4,
+    max_turns: Annotated[int, typer.Option(help="Model turns per rollout, tool-calling ones included.")] = 3,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.95,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed; with the sample id it fixes every rollout.")] = 0,
+    shard_size: Annotated[int, typer.Option(help="Prompts per output shard (the unit of resume).")] = 256,
+    shard: Annotated[
+        str, typer.Option(help="i/N: run every N-th shard starting at i (several machines).")
+    ] = "0/1",
+    limit: Annotated[int | None, typer.Option(help="Only the first prompts (a trial run).")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Generate tool-augmented chain-of-thought rollouts, scored with the GRPO rewards; rerun to resume."""
+    from hoidata.engines import get_engine
+    from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+
+    if engine is EngineName.openai and not base_url:
+        raise HoidataError("--engine openai needs --base-url")
+    cfg = GenCotConfig(
+        engine=engine.value,
+        model=model,
+        task=task.value,
+        n=n,
+        max_turns=max_turns,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        shard_size=shard_size,
+        shard=shard,
+        limit=limit,
+    )
+    if engine is EngineName.openai:
+        options: dict[str, object] = {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
+    else:
+        from hoidata.io import read_manifest
+
+        options = {"family": read_manifest(input_dir).config.get("profile")}
+    _print_summary(gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options)), out)
+
+
+filter_app = typer.Typer(
+    help="Select gen-cot rollouts: verified ones for SFT, or preference pairs.", no_args_is_help=True
+)
+app.add_typer(filter_app, name="filter")
+
+
+@filter_app.command(
+    "sft",
+    epilog="""Examples:
+
+    hoidata filter sft data/cot --out data/cot-sft
+
+    hoidata filter sft data/cot --min-accuracy 1 --min-tool 0.5 --per-prompt 2 --out data/cot-sft
+""",
+)
+def filter_sft_cmd(
+    input_dir: InputDir,
+    out: Out,
+    min_accuracy: Annotated[float | None, typer.Option(help="Lowest accuracy reward kept.")] = 1.0,
+    min_format: Annotated[float | None, typer.Option(help="Lowest format reward kept.")] = 1.0,
+    min_tool: Annotated[float | None, typer.Option(help="Lowest tool reward kept.")] = None,
+    min_spatial: Annotated[float | None, typer.Option(help="Lowest spatial reward kept.")] = None,
+    min_total: Annotated[float | None, typer.Option(help="Lowest total reward kept.")] = None,
+    per_prompt: Annotated[int, typer.Option(help="Rollouts kept per prompt at most (best first).")] = 1,
+    keep_duplicates: Annotated[bool, typer.Option(help="Keep identical rollouts of a prompt.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Keep rollouts whose rewards pass the thresholds, as a TRL SFT dataset (tool turns included)."""
+    from hoidata.pipelines.filter import FilterSftConfig, filter_sft
+
+    cfg = FilterSftConfig(
+        min_accuracy, min_format, min_tool, min_spatial, min_total, per_prompt, not keep_duplicates
+    )
+    _print_summary(filter_sft(input_dir, out, cfg, overwrite=overwrite), out)
+
+
+@filter_app.command(
+    "prefs",
+    epilog="""Example:
+
+    hoidata filter prefs data/cot --min-margin 1.0 --out data/cot-dpo
+""",
+)
+def filter_prefs_cmd(
+    input_dir: InputDir,
+    out: Out,
+    min_margin: Annotated[float, typer.Option(help="Chosen total reward minus rejected, at least.")] = 0.5,
+    min_chosen_accuracy: Annotated[
+        float, typer.Option(help="Accuracy reward the chosen rollout needs.")
+    ] = 1.0,
+    pairs_per_prompt: Annotated[int, typer.Option(help="Pairs per prompt at most.")] = 1,
+    overwrite: Overwrite = False,
+) -> None:
+    """Pair a high-reward and a low-reward rollout of each prompt, as a TRL DPO dataset."""
+    from hoidata.pipelines.filter import FilterPrefsConfig, filter_prefs
+
+    cfg = FilterPrefsConfig(min_margin, min_chosen_accuracy, pairs_per_prompt)
+    _print_summary(filter_prefs(input_dir, out, cfg, overwrite=overwrite), out)
+
+
 @app.command(epilog="Example:\n\n    hoidata demo --out data/demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(

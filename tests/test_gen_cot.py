@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
@@ -63,3 +64,74 @@ def test_a_finished_run_loads_no_engine(demo_boxes: Path, tmp_path: Path) -> Non
     with pytest.raises(HoidataError, match="already complete"):
         gen_cot(demo_boxes, tmp_path / "a", cfg, factory, progress=False)
     assert len(built) == 1
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(
+    demo_boxes: Path, tmp_path: Path, tiny_vlm: Any
+) -> None:
+    """SIGKILL at random moments, five times, then finish: exactly one row per (prompt, rollout),
+    equal to a run that was never interrupted (the hf engine and seeds are deterministic)."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    model = str(tiny_vlm("qwen2.5-vl"))
+
+    def command(out: Path) -> list[str]:
+        args = [
+            "gen-cot",
+            str(demo_boxes),
+            "--engine",
+            "hf",
+            "--model",
+            model,
+            "--n",
+            "2",
+            "--max-turns",
+            "2",
+        ]
+        return [
+            sys.executable,
+            "-m",
+            "hoidata",
+            *args,
+            "--max-tokens",
+            "40",
+            "--shard-size",
+            "1",
+            "--out",
+            str(out),
+        ]
+
+    done = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rng = random.Random(0)
+    shards = len(list((tmp_path / "whole" / "data").glob("*.parquet")))
+    assert shards >= 6
+    kills_mid_run = 0
+    for _ in range(5):
+        if (tmp_path / "killed" / "manifest.json").exists():
+            break
+        # kill after a random number of further shards, plus a random moment inside the next one
+        data = tmp_path / "killed" / "data"
+        before = len(list(data.glob("*.parquet"))) if data.exists() else 0
+        target, extra = before + 1, rng.uniform(0.0, 0.1)
+        proc = subprocess.Popen(
+            command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        while proc.poll() is None and (not data.exists() or len(list(data.glob("*.parquet"))) < target):
+            time.sleep(0.02)  # polling the output, not waiting for time to pass
+        if proc.poll() is None:
+            time.sleep(extra)
+            finished = len(list(data.glob("*.parquet")))
+            proc.kill()
+            proc.wait()
+            kills_mid_run += finished < shards
+    if not (tmp_path / "killed" / "manifest.json").exists():
+        last = subprocess.run(command(tmp_path / "killed"), capture_output=True, text=True)
+        assert last.returncode == 0, last.stderr
+    assert kills_mid_run >= 3
+    whole, resumed = read_table(tmp_path / "whole").to_pylist(), read_table(tmp_path / "killed").to_pylist()
+    assert len({(r["prompt_id"], r["rollout"]) for r in resumed}) == len(resumed)
+    assert resumed == whole
