@@ -381,8 +381,9 @@ def build_sft_cmd(
 
 
 class EngineName(StrEnum):
-    hf = "hf"
+    vllm = "vllm"
     openai = "openai"
+    hf = "hf"
 
 
 class CotTask(StrEnum):
@@ -396,8 +397,9 @@ class CotTask(StrEnum):
     "gen-cot",
     epilog="""Examples:
 
-    hoidata gen-cot data/hico-train-boxes --engine openai --model Qwen/Qwen2.5-VL-72B-Instruct
-        --base-url http://localhost:8000/v1 --n 4 --out data/cot
+    hoidata gen-cot data/hico-train-boxes --engine vllm --model Qwen/Qwen2.5-VL-72B-Instruct --tp 4 --n 4 --out data/cot
+
+    hoidata gen-cot data/hico-train-boxes --engine openai --model M --base-url http://localhost:8000/v1 --out data/cot
 
     hoidata gen-cot data/demo/boxes --engine hf --model runs/tiny --n 2 --max-turns 3 --out data/cot
 
@@ -408,7 +410,7 @@ def gen_cot_cmd(
     input_dir: InputDir,
     out: Out,
     model: Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)],
-    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.hf,
+    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.vllm,
     base_url: Annotated[
         str | None,
         typer.Option(help="openai: the server, e.g. http://127.0.0.1:8000/v1.", show_default=False),
@@ -420,6 +422,7 @@ def gen_cot_cmd(
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
+    tp: Annotated[int, typer.Option("--tp", help="vllm: tensor-parallel GPUs per engine.")] = 1,
     task: Annotated[
         CotTask, typer.Option(help="Which build-sft questions to ask (boxes input).")
     ] = CotTask.referring,
@@ -456,12 +459,17 @@ def gen_cot_cmd(
         shard=shard,
         limit=limit,
     )
-    if engine is EngineName.openai:
-        options: dict[str, object] = {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
-    else:
-        from hoidata.io import read_manifest
+    from hoidata.io import read_manifest
 
-        options = {"family": read_manifest(input_dir).config.get("profile")}
+    spec = read_manifest(input_dir).config.get("profile_spec") or {}
+    options: dict[str, object]
+    if engine is EngineName.openai:
+        options = {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
+    elif engine is EngineName.vllm:  # the dataset's pixel budget, so vLLM sees what training sees
+        budget = {"min_pixels": spec.get("min_pixels"), "max_pixels": spec.get("max_pixels")}
+        options = {"family": spec.get("name"), "tp": tp, "seed": seed, **budget}
+    else:
+        options = {"family": spec.get("name")}
     _print_summary(gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options)), out)
 
 

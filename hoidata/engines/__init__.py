@@ -6,7 +6,7 @@ __all__ = ["Engine", "Generation", "Sampling", "get_engine"]
 
 
 def get_engine(name: str, model: str, **options: object) -> Engine:
-    """The engine called ``name`` (``hf`` or ``openai``; ``vllm`` follows), loading ``model``."""
+    """The engine called ``name`` (``hf``, ``openai`` or ``vllm``), loading ``model``."""
     from hoidata.errors import HoidataError
 
     if name == "hf":
@@ -17,4 +17,15 @@ def get_engine(name: str, model: str, **options: object) -> Engine:
         from hoidata.engines.openai import OpenAIEngine
 
         return OpenAIEngine(model, **options)  # type: ignore[arg-type]
-    raise HoidataError(f"unknown engine {name!r}; choose hf or openai")
+    if name == "vllm":
+        try:
+            from hoidata.engines.vllm import VllmEngine
+
+            return VllmEngine(model, **options)  # type: ignore[arg-type]
+        except ModuleNotFoundError as e:
+            if e.name != "vllm":
+                raise
+            raise HoidataError(
+                "--engine vllm needs vLLM on a GPU machine: pip install 'hoidata[gen]'"
+            ) from None
+    raise HoidataError(f"unknown engine {name!r}; choose hf, openai or vllm")
