@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class GenCotConfig:
     shard_size: int = 256
     shard: str = "0/1"  # i/N: this machine runs shards i, i+N, i+2N, ...
     limit: int | None = None  # first prompts only (trial runs)
+    threads: int = 4  # image decoding and crop encoding
 
 
 def gen_cot(
@@ -122,13 +124,18 @@ def _shard(
     """Roll out one shard's prompts; samples whose image cannot be read are rejects."""
     assert engine is not None
     kept, prompts, stored, rows, rejects = [], [], [], [], []
-    for s in samples:
-        try:
-            image = _open(s["images"][0], root)
-        except Exception as e:
-            rejects.append(
-                {"sample_id": s["sample_id"], "field": "images", "reason": f"{type(e).__name__}: {e}"}
-            )
+    # each distinct image decoded once (an image asks several questions), in threads: PIL decodes without the GIL
+    keys = [s["images"][0].get("path") or id(s["images"][0]) for s in samples]
+    first = {key: s["images"][0] for key, s in zip(keys, samples, strict=True)}
+    with ThreadPoolExecutor(cfg.threads) as pool:
+        decoded = dict(
+            zip(first, pool.map(lambda image: _try(_open, image, root), first.values()), strict=True)
+        )
+    for s, key in zip(samples, keys, strict=True):
+        image = decoded[key]
+        if isinstance(image, Exception):
+            reason = f"{type(image).__name__}: {image}"
+            rejects.append({"sample_id": s["sample_id"], "field": "images", "reason": reason})
             continue
         prompt, shown = _prompt(s, image)
         kept.append(s)
@@ -205,6 +212,13 @@ def _prompts(input_dir: Path, cfg: GenCotConfig) -> tuple[list[dict[str, Any]], 
         table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=cfg.task), mode, root)
     rows = table.to_pylist()
     return (rows if cfg.limit is None else rows[: cfg.limit]), profile, root
+
+
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as e:  # returned, so that one unreadable image is one reject
+        return e
 
 
 def _open(image: dict[str, Any], root: str | None) -> Image.Image:
