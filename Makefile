@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_CORE := $(VENV)/.core-installed
+STAMP_TRAIN := $(VENV)/.train-installed
 STAMP_TEST := $(VENV)/.test-installed
 
 .PHONY: demo test bench lint clean
@@ -15,12 +16,17 @@ $(STAMP_CORE): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# the demo ends with generation by a tiny local model: torch and transformers
+$(STAMP_TRAIN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[train]"
+	touch $@ $(STAMP_CORE)
+
 # the tests build tiny Qwen VL models and run TRL on CPU: they need the train extra too
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[train,test]"
-	touch $@ $(STAMP_CORE)
+	touch $@ $(STAMP_CORE) $(STAMP_TRAIN)
 
-demo: $(STAMP_CORE)
+demo: $(STAMP_TRAIN)
 	$(BIN)/hoidata demo --out data/demo
 
 test: $(STAMP_TEST)

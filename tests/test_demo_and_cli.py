@@ -61,3 +61,10 @@ def test_demo(tmp_path: Path) -> None:
                 body[y2, x1:x2] if y2 < row["height"] else None,
             ]
             assert all(edge.mean() < 0.5 for edge in outside if edge is not None), row["sample_id"]
+    # it ends with generation by a tiny local model and both filters, every rollout accounted for
+    cot = read_manifest(tmp_path / "cot")
+    assert cot.counts["in"] == 8 and cot.counts["rows"] == 16
+    for name in ("cot-sft", "cot-dpo"):
+        m = read_manifest(tmp_path / name)
+        assert m.counts["in"] == 16 and m.counts["out"] + m.counts["rejected"] == 16
+    assert "gen-cot: 16 rollouts of 8 prompts" in r.stdout

@@ -134,7 +134,7 @@ def run_demo(out: Path | str) -> None:
 
     out = Path(out)
     t0 = time.perf_counter()
-    steps = 5
+    steps = 6
     print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
     print(f"[2/{steps}] convert (PPDM layout, one-based boxes, images embedded)")
@@ -167,9 +167,58 @@ def run_demo(out: Path | str) -> None:
         )
     print(f"[5/{steps}] push --dry-run (the exact Hub repository tree, built locally)")
     _push_dry_run(out / "sft-referring", out / "hub-preview")
+    print(f"[6/{steps}] gen-cot with a tiny local model (hf engine), then filter sft and filter prefs")
+    _generate(out)
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
         f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
+    )
+
+
+def _generate(out: Path) -> None:
+    """Tool-augmented rollouts from a tiny random Qwen2.5-VL: it writes noise, so few rollouts pass
+    the filters; the point is the whole path (tools, crops, rewards, resume-safe shards) on CPU."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("  skipped: needs the train extra (pip install 'hoidata[train]'; `make demo` installs it)")
+        return
+    from hoidata.engines.hf import HfEngine
+    from hoidata.io.dataset_dir import read_manifest, read_table
+    from hoidata.models.tiny import build_tiny_vlm
+    from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig, filter_prefs, filter_sft
+    from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+
+    spec = read_manifest(out / "hico-train-boxes").config["profile_spec"]
+    model = build_tiny_vlm(
+        "qwen2.5-vl", out / "tiny-qwen2.5-vl", min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]
+    )
+    cfg = GenCotConfig(
+        engine="hf", model=str(model), n=2, max_turns=2, temperature=1.0, max_tokens=24, limit=8, shard_size=4
+    )
+    m = gen_cot(
+        out / "hico-train-boxes",
+        out / "cot",
+        cfg,
+        lambda: HfEngine(str(model), family="qwen2.5-vl"),
+        overwrite=True,
+    )
+    rows = read_table(out / "cot", ["status", "rewards"]).to_pylist()
+    statuses = sorted({r["status"] for r in rows})
+    mean = sum(r["rewards"]["total"] for r in rows) / max(len(rows), 1)
+    print(
+        f"  gen-cot: {m.counts['rows']} rollouts of {m.counts['out']} prompts, status {', '.join(statuses)}, "
+        f"mean reward {mean:.2f}  ({out / 'cot'})"
+    )
+    m = filter_sft(out / "cot", out / "cot-sft", FilterSftConfig(), overwrite=True)
+    print(
+        f"  filter sft: {m.counts['out']} kept, {m.counts['rejected']} rejected (reasons in rejects.parquet)"
+        f"  ({out / 'cot-sft'})"
+    )
+    m = filter_prefs(out / "cot", out / "cot-dpo", FilterPrefsConfig(), overwrite=True)
+    print(
+        f"  filter prefs: {m.counts.get('rows', 0)} pairs, {m.counts['rejected']} rollouts unpaired"
+        f"  ({out / 'cot-dpo'})"
     )
 
 
