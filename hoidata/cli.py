@@ -473,6 +473,69 @@ def gen_cot_cmd(
     _print_summary(gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options)), out)
 
 
+@app.command(
+    epilog="""Examples:
+
+    hoidata predict data/hico-test --engine vllm --model runs/grpo --tp 4 --profile qwen2.5-vl --out preds/grpo
+
+    hoidata predict data/hico-test --engine openai --base-url http://127.0.0.1:8000/v1 --model M --out preds/m
+
+    hoidata eval hico preds/grpo --gt data/hico-test
+""",
+)
+def predict(
+    input_dir: InputDir,
+    out: Out,
+    model: Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)],
+    profile: Annotated[
+        ProfileName, typer.Option(help="How the model writes boxes and answers.")
+    ] = ProfileName.qwen2_5_vl,
+    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.vllm,
+    base_url: Annotated[str | None, typer.Option(help="openai: the server.", show_default=False)] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai: API key.", show_default=False)
+    ] = None,
+    tp: Annotated[int, typer.Option("--tp", help="vllm: tensor-parallel GPUs.")] = 1,
+    min_pixels: Annotated[int | None, typer.Option(help="Pixel budget (default: the profile's).")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help="Pixel budget (default: the profile's).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 1024,
+    temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Ask a model for every HOI in every image of a canonical dataset; write predictions for `eval hico`."""
+    from hoidata.engines import get_engine
+    from hoidata.pipelines.predict import PredictConfig
+    from hoidata.pipelines.predict import predict as run_predict
+    from hoidata.profiles import get_profile
+
+    if engine is EngineName.openai and not base_url:
+        raise HoidataError("--engine openai needs --base-url")
+    budget = get_profile(profile.value, min_pixels, max_pixels)
+    cfg = PredictConfig(
+        engine=engine.value,
+        model=model,
+        profile=profile.value,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+    options: dict[str, object]
+    if engine is EngineName.openai:
+        options = {"base_url": base_url, "api_key": api_key}
+    elif engine is EngineName.vllm:
+        pixels = {"min_pixels": budget.min_pixels, "max_pixels": budget.max_pixels}
+        options = {"family": profile.value, "tp": tp, **pixels}
+    else:
+        options = {"family": profile.value}
+    _print_summary(
+        run_predict(
+            input_dir, out, cfg, lambda: get_engine(engine.value, model, **options), overwrite=overwrite
+        ),
+        out,
+    )
+
+
 filter_app = typer.Typer(
     help="Select gen-cot rollouts: verified ones for SFT, or preference pairs.", no_args_is_help=True
 )

@@ -10,10 +10,8 @@ N-th shard into its own directory, for several machines.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from hoidata.gen.loop import LoopConfig, run_loop
 from hoidata.gen.records import GEN_SCHEMA, gen_features, rollout_rows
 from hoidata.io import Manifest, StageRun, read_manifest, read_table
 from hoidata.io.files import fingerprint
+from hoidata.io.images import open_images
 from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import RewardConfig, Targets, score
 from hoidata.schemas.canonical import REJECTS_SCHEMA
@@ -124,15 +123,8 @@ def _shard(
     """Roll out one shard's prompts; samples whose image cannot be read are rejects."""
     assert engine is not None
     kept, prompts, stored, rows, rejects = [], [], [], [], []
-    # each distinct image decoded once (an image asks several questions), in threads: PIL decodes without the GIL
-    keys = [s["images"][0].get("path") or id(s["images"][0]) for s in samples]
-    first = {key: s["images"][0] for key, s in zip(keys, samples, strict=True)}
-    with ThreadPoolExecutor(cfg.threads) as pool:
-        decoded = dict(
-            zip(first, pool.map(lambda image: _try(_open, image, root), first.values()), strict=True)
-        )
-    for s, key in zip(samples, keys, strict=True):
-        image = decoded[key]
+    opened = open_images([s["images"][0] for s in samples], root, cfg.threads)
+    for s, image in zip(samples, opened, strict=True):
         if isinstance(image, Exception):
             reason = f"{type(image).__name__}: {image}"
             rejects.append({"sample_id": s["sample_id"], "field": "images", "reason": reason})
@@ -212,24 +204,6 @@ def _prompts(input_dir: Path, cfg: GenCotConfig) -> tuple[list[dict[str, Any]], 
         table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=cfg.task), mode, root)
     rows = table.to_pylist()
     return (rows if cfg.limit is None else rows[: cfg.limit]), profile, root
-
-
-def _try(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception as e:  # returned, so that one unreadable image is one reject
-        return e
-
-
-def _open(image: dict[str, Any], root: str | None) -> Image.Image:
-    data = image.get("bytes")
-    if data is None:
-        if not root or not image.get("path"):
-            raise ValueError("image has neither bytes nor a path under an image root")
-        data = (Path(root) / image["path"]).read_bytes()
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    return im.convert("RGB")
 
 
 def _tools() -> list[dict[str, Any]]:
