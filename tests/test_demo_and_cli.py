@@ -68,3 +68,6 @@ def test_demo(tmp_path: Path) -> None:
         m = read_manifest(tmp_path / name)
         assert m.counts["in"] == 16 and m.counts["out"] + m.counts["rejected"] == 16
     assert "gen-cot: 16 rollouts of 8 prompts" in r.stdout
+    # and ends with predict + eval hico on its own test split
+    assert read_manifest(tmp_path / "preds").counts["out"] == test.counts["out"]
+    assert (tmp_path / "eval-hico.json").is_file() and "eval hico: mAP" in r.stdout

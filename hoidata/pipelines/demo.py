@@ -134,7 +134,7 @@ def run_demo(out: Path | str) -> None:
 
     out = Path(out)
     t0 = time.perf_counter()
-    steps = 6
+    steps = 7
     print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
     print(f"[2/{steps}] convert (PPDM layout, one-based boxes, images embedded)")
@@ -168,21 +168,23 @@ def run_demo(out: Path | str) -> None:
     print(f"[5/{steps}] push --dry-run (the exact Hub repository tree, built locally)")
     _push_dry_run(out / "sft-referring", out / "hub-preview")
     print(f"[6/{steps}] gen-cot with a tiny local model (hf engine), then filter sft and filter prefs")
-    _generate(out)
+    model = _generate(out)
+    print(f"[7/{steps}] predict on the test split with that model, then eval hico (official protocol)")
+    _predict_and_evaluate(out, model)
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
         f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
     )
 
 
-def _generate(out: Path) -> None:
+def _generate(out: Path) -> Path | None:
     """Tool-augmented rollouts from a tiny random Qwen2.5-VL: it writes noise, so few rollouts pass
     the filters; the point is the whole path (tools, crops, rewards, resume-safe shards) on CPU."""
     try:
         import torch  # noqa: F401
     except ImportError:
         print("  skipped: needs the train extra (pip install 'hoidata[train]'; `make demo` installs it)")
-        return
+        return None
     from hoidata.engines.hf import HfEngine
     from hoidata.io.dataset_dir import read_manifest, read_table
     from hoidata.models.tiny import build_tiny_vlm
@@ -219,6 +221,32 @@ def _generate(out: Path) -> None:
     print(
         f"  filter prefs: {m.counts.get('rows', 0)} pairs, {m.counts['rejected']} rollouts unpaired"
         f"  ({out / 'cot-dpo'})"
+    )
+    return model
+
+
+def _predict_and_evaluate(out: Path, model: Path | None) -> None:
+    if model is None:
+        print("  skipped: needs the train extra")
+        return
+    from hoidata.engines.hf import HfEngine
+    from hoidata.eval.hico import eval_hico
+    from hoidata.pipelines.predict import PredictConfig, predict
+
+    cfg = PredictConfig(engine="hf", model=str(model), profile="qwen2.5-vl", max_tokens=48)
+    m = predict(
+        out / "hico-test",
+        out / "preds",
+        cfg,
+        lambda: HfEngine(str(model), family="qwen2.5-vl"),
+        overwrite=True,
+    )
+    print(f"  predict: {m.counts['out']} images  ({out / 'preds'})")
+    report = eval_hico(out / "preds", out / "hico-test")
+    report.write_json(out / "eval-hico.json")
+    full = report.map["full"] or 0.0
+    print(
+        f"  eval hico: mAP {100 * full:.2f} (Full; a random model scores about 0)  ({out / 'eval-hico.json'})"
     )
 
 
