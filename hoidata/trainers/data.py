@@ -1,0 +1,98 @@
+"""Training data in the shape each TRL trainer reads, from hoidata datasets or the Hub.
+
+- SFT: ``images`` + ``messages`` (+ ``tools``): a ``build-sft`` or ``filter sft`` dataset as is.
+- GRPO: a conversational ``prompt`` and ``images``, plus ``pairs``, ``task``, ``width``, ``height``
+  (the rewards' ground truth and the tool environment's scene): from a ``boxes`` dataset (the
+  ``build-sft`` questions for ``task``) or an SFT dataset (its first user turn).
+- DPO: ``prompt``, ``chosen``, ``rejected``, ``images``: a ``filter prefs`` dataset as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hoidata.errors import HoidataError
+
+NEEDS = {
+    "sft": ("images", "messages"),
+    "grpo": ("prompt", "images", "pairs", "task", "width", "height"),
+    "dpo": ("prompt", "chosen", "rejected", "images"),
+}
+
+
+def load_for(
+    method: str, paths: list[str], *, task: str = "referring", max_samples: int | None = None
+) -> Any:
+    """One ``datasets.Dataset`` for ``method`` from every path (concatenated), columns checked."""
+    import datasets
+
+    parts = [_one(method, p, task) for p in paths]
+    ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if max_samples is not None:
+        ds = ds.select(range(min(max_samples, len(ds))))
+    missing = [c for c in NEEDS[method] if c not in ds.column_names]
+    if missing:
+        raise HoidataError(
+            f"{method} needs columns {list(NEEDS[method])}; the data lacks {missing} (has {ds.column_names})",
+            file=", ".join(paths),
+        )
+    if not len(ds):
+        raise HoidataError("the training data is empty", file=", ".join(paths))
+    keep = [c for c in (*NEEDS[method], "tools", "sample_id") if c in ds.column_names]
+    return ds.select_columns(keep)
+
+
+def _one(method: str, path: str, task: str) -> Any:
+    p = Path(path)
+    if not (p / "manifest.json").is_file():
+        import datasets
+
+        try:  # a Hub id, or a folder of Parquet files
+            return datasets.load_dataset(path, split="train")
+        except Exception as e:
+            raise HoidataError(f"cannot load as a dataset: {type(e).__name__}: {e}", file=path) from None
+    from hoidata.io import open_dataset, read_manifest
+
+    stage = read_manifest(p).stage
+    if method == "grpo" and stage in ("boxes", "build-sft"):
+        return _grpo_prompts(p, stage, task)
+    return open_dataset(p)
+
+
+def _grpo_prompts(path: Path, stage: str, task: str) -> Any:
+    """Questions with the think/tools/answer instruction, and the ground truth the rewards need."""
+    import datasets
+
+    from hoidata.io import read_manifest, read_table
+    from hoidata.io.images import open_image
+    from hoidata.pipelines.gen_cot import COT_INSTRUCTION
+
+    manifest = read_manifest(path)
+    root = manifest.config.get("images")
+    if stage == "boxes":
+        from hoidata.pipelines.build_sft import BuildSftConfig, build_table
+        from hoidata.profiles import get_profile
+
+        spec = manifest.config["profile_spec"]
+        profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
+        mode = "embed" if manifest.config.get("embed_images") else "path"
+        table, _ = build_table(read_table(path), profile, BuildSftConfig(task=task), mode, root)
+    else:
+        table = read_table(path)
+
+    def rows() -> Any:
+        for r in table.to_pylist():
+            user = next(m for m in r["messages"] if m["role"] == "user")
+            question = next(b["text"] for b in user["content"] if b["type"] == "text")
+            yield {
+                "sample_id": r["sample_id"],
+                "prompt": [{"role": "user", "content": f"{question}\n{COT_INSTRUCTION}"}],
+                "images": [open_image(r["images"][0], root)],
+                "pairs": r["pairs"],
+                "task": r["task"],
+                "width": r["width"],
+                "height": r["height"],
+            }
+
+    return datasets.Dataset.from_list(list(rows()))

@@ -1,0 +1,262 @@
+"""Train from a recipe: ``python -m hoidata.trainers.run RECIPE.yaml [--resume]``.
+
+The same entry point runs in a single process and under ``accelerate launch`` (every process runs
+it). Everything that can be checked without a GPU is checked first (columns, batch sizes, image
+tokens cut by ``max_length``, the extras), so a bad recipe fails in seconds, not after the model
+has loaded. The effective recipe is saved next to the checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hoidata.errors import HoidataError
+from hoidata.trainers.recipe import Recipe, load_recipe
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    # the collator needs the tools column, which TRL would drop as "unused"
+    "sft": {
+        "max_length": None,
+        "assistant_only_loss": False,
+        "logging_steps": 1,
+        "remove_unused_columns": False,
+    },
+    "grpo": {
+        "num_generations": 4,
+        "max_completion_length": 512,
+        "beta": 0.0,
+        "log_completions": True,
+        "logging_steps": 1,
+        "max_tool_calling_iterations": 3,
+    },
+    "dpo": {"max_length": None, "logging_steps": 1},
+}
+
+
+def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None) -> Any:
+    """Run the recipe's trainer; returns TRL's ``TrainOutput``. ``on_log(logs)`` sees every log."""
+    _require_extras()
+    import torch
+
+    from hoidata.profiles import get_profile
+    from hoidata.trainers.data import load_for
+
+    profile = get_profile(recipe.profile, recipe.min_pixels, recipe.max_pixels)
+    args = _config(recipe, cuda=torch.cuda.is_available())
+    data = load_for(recipe.method, recipe.data, task=recipe.task, max_samples=recipe.max_samples)
+    _check(recipe, args, data, profile)
+    processor = _processor(recipe, profile)
+    model = _model(recipe, bf16=bool(getattr(args, "bf16", False)))
+    peft_config = _lora(recipe)
+    trainer = _trainer(recipe, model, processor, args, data, profile, peft_config)
+    if on_log is not None:
+        trainer.add_callback(_log_hook(on_log))
+    out = Path(args.output_dir)
+    recipe.save(out / "recipe.yaml")
+    checkpoint = resume and any(out.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))  # the pixel budget and template travel with the weights
+    return result
+
+
+# ---- pieces ---------------------------------------------------------------------------------------
+def _require_extras() -> None:
+    for name in ("torch", "transformers", "trl", "peft"):
+        try:
+            __import__(name)
+        except ImportError:
+            raise HoidataError(f"training needs {name}: pip install 'hoidata[train]'") from None
+
+
+def _config(recipe: Recipe, *, cuda: bool) -> Any:
+    from trl import DPOConfig, GRPOConfig, SFTConfig
+
+    cls = {"sft": SFTConfig, "grpo": GRPOConfig, "dpo": DPOConfig}[recipe.method]
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(set(recipe.trainer) - fields)
+    if unknown:
+        raise HoidataError(f"unknown {cls.__name__} fields in trainer: {unknown}")
+    kwargs = {"output_dir": str(recipe.output_dir), "report_to": ["tensorboard"], **DEFAULTS[recipe.method]}
+    kwargs |= recipe.trainer
+    if not cuda:  # TRL's defaults assume a GPU (bf16); the CPU runs tests and tiny trials
+        kwargs |= {"use_cpu": True, "bf16": False}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # TRL's own checks (batch vs num_generations, ...), as one line
+        raise HoidataError(f"{cls.__name__}: {str(e).splitlines()[0]}") from None
+
+
+def _check(recipe: Recipe, args: Any, data: Any, profile: Any) -> None:
+    """The mistakes that otherwise surface after the model has loaded, or silently."""
+    if recipe.method == "grpo":
+        world = int(getattr(args, "world_size", 1) or 1)
+        batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
+        if batch % args.num_generations:
+            raise HoidataError(
+                f"the effective batch ({args.per_device_train_batch_size} per device × "
+                f"{args.gradient_accumulation_steps} accumulation × {world} processes = {batch}) must be a "
+                f"multiple of num_generations ({args.num_generations})"
+            )
+    max_length = getattr(args, "max_length", None)
+    if recipe.method in ("sft", "dpo") and max_length is not None:
+        worst, where = _image_tokens(data, profile)
+        if worst >= max_length:
+            raise HoidataError(
+                f"max_length {max_length} would cut image tokens: sample {where} holds {worst} "
+                f"(set trainer.max_length larger, or null)"
+            )
+
+
+def _image_tokens(data: Any, profile: Any, limit: int = 2000) -> tuple[int, str]:
+    """The most image tokens any of the first ``limit`` samples holds, from image headers."""
+    import io
+
+    from PIL import Image
+
+    worst, where = 0, ""
+    raw = data.select(range(min(limit, len(data)))).cast_column("images", _undecoded(data))
+    for k, row in enumerate(raw):
+        total = 0
+        for image in row["images"] or []:
+            if image.get("bytes"):
+                size = Image.open(io.BytesIO(image["bytes"])).size
+            elif image.get("path"):
+                size = Image.open(image["path"]).size
+            else:
+                continue
+            total += profile.image_tokens(*size)
+        if total > worst:
+            worst, where = total, str(row.get("sample_id", k))
+    return worst, where
+
+
+def _undecoded(data: Any) -> Any:
+    from datasets import Image, List
+
+    return List(Image(decode=False))
+
+
+def _processor(recipe: Recipe, profile: Any) -> Any:
+    from transformers import AutoProcessor
+
+    from hoidata.profiles.chat import use_tool_template
+
+    processor = AutoProcessor.from_pretrained(recipe.model)
+    processor.image_processor.size = {"shortest_edge": profile.min_pixels, "longest_edge": profile.max_pixels}
+    return use_tool_template(processor, profile.name)
+
+
+def _model(recipe: Recipe, *, bf16: bool) -> Any:
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        recipe.model, dtype=torch.bfloat16 if bf16 else torch.float32
+    )
+    if recipe.freeze_vision:
+        visual = getattr(model, "visual", None) or getattr(getattr(model, "model", None), "visual", None)
+        if visual is None:
+            raise HoidataError(f"freeze_vision: {type(model).__name__} has no vision tower named 'visual'")
+        for p in visual.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+# the language model's linear layers in Qwen VL checkpoints (vision blocks excluded)
+LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+def _lora(recipe: Recipe) -> Any:
+    if recipe.lora is None:
+        return None
+    from peft import LoraConfig
+
+    targets: Any = recipe.lora.target_modules
+    if targets == "all-linear" and recipe.freeze_vision:
+        targets = LANGUAGE_LINEAR  # all-linear would put adapters on the frozen vision tower too
+    return LoraConfig(
+        r=recipe.lora.r,
+        lora_alpha=recipe.lora.alpha,
+        lora_dropout=recipe.lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _trainer(
+    recipe: Recipe, model: Any, processor: Any, args: Any, data: Any, profile: Any, peft: Any
+) -> Any:
+    if recipe.method == "sft":
+        from trl import SFTTrainer
+
+        from hoidata.trainers.collate import ToolAwareCollator
+
+        collator = ToolAwareCollator(processor=processor, max_length=args.max_length)
+        return SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=processor,
+            data_collator=collator,
+            peft_config=peft,
+        )
+    if recipe.method == "dpo":
+        import copy
+
+        from trl import DPOTrainer
+
+        reference = None if peft is not None else copy.deepcopy(model)
+        return DPOTrainer(
+            model=model,
+            ref_model=reference,
+            args=args,
+            train_dataset=data,
+            processing_class=processor,
+            peft_config=peft,
+        )
+    from trl import GRPOTrainer
+
+    from hoidata.rewards import RewardConfig, reward_funcs
+    from hoidata.tools.environment import HoiEnvironment
+
+    rewards = reward_funcs(profile, RewardConfig(**recipe.rewards))
+    environment = HoiEnvironment.factory(profile=profile) if recipe.tools else None
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=args,
+        train_dataset=data,
+        processing_class=processor,
+        peft_config=peft,
+        environment_factory=environment,
+    )
+
+
+def _log_hook(fn: Any) -> Any:
+    """A trainer callback that hands each log dict to ``fn`` (tests, the demo's console)."""
+    from transformers import TrainerCallback
+
+    class LogHook(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs:
+                fn(dict(logs))
+
+    return LogHook()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        raise SystemExit("usage: python -m hoidata.trainers.run RECIPE.yaml [--resume] [--key value ...]")
+    resume = "--resume" in argv
+    rest = [a for a in argv[1:] if a != "--resume"]
+    result = train(load_recipe(argv[0], rest), resume=resume)
+    print(json.dumps({"global_step": result.global_step, "training_loss": result.training_loss}))
+
+
+if __name__ == "__main__":
+    main()
