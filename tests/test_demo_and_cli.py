@@ -71,3 +71,7 @@ def test_demo(tmp_path: Path) -> None:
     # and ends with predict + eval hico on its own test split
     assert read_manifest(tmp_path / "preds").counts["out"] == test.counts["out"]
     assert (tmp_path / "eval-hico.json").is_file() and "eval hico: mAP" in r.stdout
+    # and a few SFT and GRPO steps on the tiny model
+    assert "sft: 4 steps with LoRA" in r.stdout and "grpo: 2 steps, tools on" in r.stdout
+    assert (tmp_path / "runs" / "sft" / "adapter_config.json").is_file()
+    assert (tmp_path / "runs" / "grpo" / "model.safetensors").is_file()

@@ -241,3 +241,50 @@ def test_collator_renders_each_sample_with_its_tools(data: dict[str, Any], tiny_
     single = ToolAwareCollator(processor=processor)([dict(plain)])
     alone = tok.decode(single["input_ids"][0][single["attention_mask"][0].bool()])
     assert alone in texts  # the plain sample renders as TRL would render it on its own
+
+
+def test_cli_trains_in_one_process_and_prints_a_validated_launch(
+    data: dict[str, Any], tiny_vlm: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    recipe = _recipe(
+        tmp_path / "sft.yaml",
+        model=str(tiny_vlm(FAMILY)),
+        profile=FAMILY,
+        data=[str(data["referring"])],
+        max_samples=4,
+        trainer=_common(tmp_path / "run", max_steps=1, save_strategy="no"),
+        **_budget(data),
+    )
+    hoidata = [sys.executable, "-m", "hoidata", "train"]
+    r = subprocess.run(
+        [*hoidata, "sft", "--config", str(recipe), "--trainer.max_steps", "2"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert "2 steps" in r.stdout and (tmp_path / "run" / "model.safetensors").is_file()
+    r = subprocess.run(
+        [*hoidata, "sft", "--config", str(recipe), "--num-gpus", "8", "--backend", "zero3", "--print-only"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("accelerate launch") and "--num_processes 8" in line and "zero3" in line
+    assert line.endswith(str(tmp_path / "run" / "recipe.yaml"))
+    r = subprocess.run([*hoidata, "dpo", "--config", str(recipe)], capture_output=True, text=True)
+    assert r.returncode == 2 and "the recipe says" not in r.stderr and "dpo needs columns" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_shipped_recipes_load_and_make_valid_trl_configs(path: Path) -> None:
+    from hoidata.trainers.run import _config
+
+    recipe = load_recipe(path)
+    args = _config(recipe, cuda=False)
+    assert args.output_dir == str(recipe.output_dir)
+    with pytest.raises(HoidataError, match="the recipe says method"):
+        load_recipe(path, method="sft" if recipe.method != "sft" else "dpo")

@@ -134,7 +134,7 @@ def run_demo(out: Path | str) -> None:
 
     out = Path(out)
     t0 = time.perf_counter()
-    steps = 7
+    steps = 8
     print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
     print(f"[2/{steps}] convert (PPDM layout, one-based boxes, images embedded)")
@@ -171,6 +171,8 @@ def run_demo(out: Path | str) -> None:
     model = _generate(out)
     print(f"[7/{steps}] predict on the test split with that model, then eval hico (official protocol)")
     _predict_and_evaluate(out, model)
+    print(f"[8/{steps}] train sft, then train grpo (tools + hierarchical reward), a few steps each on CPU")
+    _train(out, model)
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
         f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
@@ -247,6 +249,63 @@ def _predict_and_evaluate(out: Path, model: Path | None) -> None:
     full = report.map["full"] or 0.0
     print(
         f"  eval hico: mAP {100 * full:.2f} (Full; a random model scores about 0)  ({out / 'eval-hico.json'})"
+    )
+
+
+def _train(out: Path, model: Path | None) -> None:
+    if model is None:
+        print("  skipped: needs the train extra")
+        return
+    from hoidata.io.dataset_dir import read_manifest
+    from hoidata.trainers.recipe import load_recipe
+    from hoidata.trainers.run import train
+
+    spec = read_manifest(out / "hico-train-boxes").config["profile_spec"]
+    common = {
+        "model": str(model),
+        "profile": "qwen2.5-vl",
+        "min_pixels": spec["min_pixels"],
+        "max_pixels": spec["max_pixels"],
+        "max_samples": 8,
+    }
+    quiet = {"report_to": [], "save_strategy": "no", "per_device_train_batch_size": 2, "disable_tqdm": True}
+    sft = load_recipe(
+        None,
+        {
+            **common,
+            "method": "sft",
+            "data": [str(out / "sft-cof"), str(out / "sft-referring")],
+            "lora": {"r": 8, "alpha": 16},
+            "trainer": {
+                **quiet,
+                "output_dir": str(out / "runs" / "sft"),
+                "max_steps": 4,
+                "learning_rate": 1e-3,
+            },
+        },
+    )
+    losses: list[float] = []
+    train(sft, on_log=lambda logs: losses.extend([logs["loss"]] if "loss" in logs else []))
+    print(f"  sft: 4 steps with LoRA, loss {losses[0]:.3f} → {losses[-1]:.3f}  ({out / 'runs' / 'sft'})")
+    grpo = load_recipe(
+        None,
+        {
+            **common,
+            "method": "grpo",
+            "data": [str(out / "hico-train-boxes")],
+            "trainer": {
+                **quiet,
+                "output_dir": str(out / "runs" / "grpo"),
+                "max_steps": 2,
+                "num_generations": 2,
+                "max_completion_length": 24,
+            },
+        },
+    )
+    rewards: list[float] = []
+    train(grpo, on_log=lambda logs: rewards.extend([logs["reward"]] if "reward" in logs else []))
+    print(
+        f"  grpo: 2 steps, tools on, mean reward {sum(rewards) / max(len(rewards), 1):.2f}  ({out / 'runs' / 'grpo'})"
     )
 
 

@@ -70,7 +70,8 @@ class Recipe:
 def load_recipe(
     path: Path | str | None, overrides: list[str] | dict[str, Any] | None = None, **fixed: Any
 ) -> Recipe:
-    """The recipe in ``path`` (if any), with ``overrides`` applied, then ``fixed`` keys."""
+    """The recipe in ``path`` (if any), with ``overrides`` applied; ``fixed`` keys (from the command,
+    e.g. ``method``) fill the recipe where it is silent and must agree where it is not."""
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -86,8 +87,11 @@ def load_recipe(
     for key, value in pairs:
         _set(raw, key, value)
     for key, value in fixed.items():
-        if value is not None:
-            raw[key] = value
+        if value is None:
+            continue
+        if raw.get(key) not in (None, value):
+            raise HoidataError(f"the recipe says {key}: {raw[key]}, the command says {value}", file=str(path))
+        raw[key] = value
     return _build(raw, str(path) if path else "recipe")
 
 
