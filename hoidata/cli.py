@@ -621,53 +621,35 @@ PrintOnly = Annotated[bool, typer.Option("--print-only", help="Print the launch 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@train_app.command("sft", context_settings=EXTRA, epilog=_TRAIN_EXAMPLES.format(m="sft"))
-def train_sft(
-    ctx: typer.Context,
-    config: Config = None,
-    resume: Resume = False,
-    num_gpus: NumGpus = 1,
-    nodes: Nodes = 1,
-    node_rank: NodeRank = 0,
-    main_process_ip: MainIp = None,
-    backend: Backend = None,
-    print_only: PrintOnly = False,
-) -> None:
-    """Supervised fine-tuning on build-sft / filter sft data (tool turns and crops included). Any
-    `--key value` after the options overrides the recipe (dotted keys: `--trainer.max_steps 10`)."""
-    _train("sft", ctx, config, resume, num_gpus, nodes, node_rank, main_process_ip, backend, print_only)
+def _train_command(method: str, doc: str) -> None:
+    """Register ``train METHOD``: the three methods share their options and their launcher."""
+
+    def command(
+        ctx: typer.Context,
+        config: Config = None,
+        resume: Resume = False,
+        num_gpus: NumGpus = 1,
+        nodes: Nodes = 1,
+        node_rank: NodeRank = 0,
+        main_process_ip: MainIp = None,
+        backend: Backend = None,
+        print_only: PrintOnly = False,
+    ) -> None:
+        _train(method, ctx, config, resume, num_gpus, nodes, node_rank, main_process_ip, backend, print_only)
+
+    command.__doc__ = doc + (
+        " Any `--key value` after the options overrides the recipe (dotted keys: `--trainer.max_steps 10`)."
+    )
+    train_app.command(method, context_settings=EXTRA, epilog=_TRAIN_EXAMPLES.format(m=method))(command)
 
 
-@train_app.command("grpo", context_settings=EXTRA, epilog=_TRAIN_EXAMPLES.format(m="grpo"))
-def train_grpo(
-    ctx: typer.Context,
-    config: Config = None,
-    resume: Resume = False,
-    num_gpus: NumGpus = 1,
-    nodes: Nodes = 1,
-    node_rank: NodeRank = 0,
-    main_process_ip: MainIp = None,
-    backend: Backend = None,
-    print_only: PrintOnly = False,
-) -> None:
-    """GRPO with the HOI tool environment and the hierarchical reward, on boxes or SFT prompts."""
-    _train("grpo", ctx, config, resume, num_gpus, nodes, node_rank, main_process_ip, backend, print_only)
-
-
-@train_app.command("dpo", context_settings=EXTRA, epilog=_TRAIN_EXAMPLES.format(m="dpo"))
-def train_dpo(
-    ctx: typer.Context,
-    config: Config = None,
-    resume: Resume = False,
-    num_gpus: NumGpus = 1,
-    nodes: Nodes = 1,
-    node_rank: NodeRank = 0,
-    main_process_ip: MainIp = None,
-    backend: Backend = None,
-    print_only: PrintOnly = False,
-) -> None:
-    """DPO on filter prefs pairs."""
-    _train("dpo", ctx, config, resume, num_gpus, nodes, node_rank, main_process_ip, backend, print_only)
+_train_command(
+    "sft", "Supervised fine-tuning on build-sft / filter sft data (tool turns and crops included)."
+)
+_train_command(
+    "grpo", "GRPO with the HOI tool environment and the hierarchical reward, on boxes or SFT prompts."
+)
+_train_command("dpo", "DPO on filter prefs pairs.")
 
 
 @train_app.command("merge", epilog="Example:\n\n    hoidata train merge runs/sft-lora --out runs/sft-merged")

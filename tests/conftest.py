@@ -42,3 +42,23 @@ def demo_canonical(tmp_path_factory: pytest.TempPathFactory):
         return built[n_train]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_boxes(demo_canonical, tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_boxes(n_train)`` → a boxes dataset (qwen2.5-vl) at the tiny model's pixel budget, so
+    its model-frame boxes are the ones the tiny model's processor implies; built once per size."""
+    from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+    from hoidata.pipelines.boxes import BoxesConfig, boxes
+
+    built: dict[int, Path] = {}
+
+    def get(n_train: int) -> Path:
+        if n_train not in built:
+            out = tmp_path_factory.mktemp(f"tiny-boxes-{n_train}") / "boxes"
+            cfg = BoxesConfig(profile="qwen2.5-vl", min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+            boxes(demo_canonical(n_train), out, cfg)
+            built[n_train] = out
+        return built[n_train]
+
+    return get

@@ -11,7 +11,6 @@ import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
 
 from hoidata.io import open_dataset, read_manifest, read_table
-from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig, filter_prefs, filter_sft
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
@@ -19,21 +18,15 @@ FAMILY = "qwen2.5-vl"
 
 
 @pytest.fixture(scope="module")
-def rollouts(demo_canonical, tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def rollouts(tiny_boxes: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """gen-cot twice on the demo: rollouts that zoom, and rollouts that answer at once."""
-    from transformers import AutoProcessor
-
-    size = AutoProcessor.from_pretrained(tiny_vlm(FAMILY)).image_processor.size
     root = tmp_path_factory.mktemp("filter")
-    cfg = BoxesConfig(profile=FAMILY, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
-    boxes(demo_canonical(6), root / "boxes", cfg)
-    answers = true_answers(root / "boxes")
+    boxed = tiny_boxes(6)
+    answers = true_answers(boxed)
     out = {}
     for name, zoom in (("zoom", True), ("direct", False)):
         gen = GenCotConfig(engine="scripted", model="zoomer", n=2, shard_size=4)
-        gen_cot(
-            root / "boxes", root / name, gen, lambda z=zoom: ZoomThenAnswer(answers, zoom=z), progress=False
-        )
+        gen_cot(boxed, root / name, gen, lambda z=zoom: ZoomThenAnswer(answers, zoom=z), progress=False)
         out[name] = root / name
     return out
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hoidata.errors import HoidataError
-from hoidata.pipelines.boxes import BoxesConfig, boxes
+from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 from hoidata.trainers.recipe import load_recipe
 from hoidata.trainers.run import train
@@ -19,17 +19,13 @@ FAMILY = "qwen2.5-vl"
 
 
 @pytest.fixture(scope="module")
-def data(demo_canonical, tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def data(tiny_boxes: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A boxes dataset at the tiny model's pixel budget, and SFT data built from it."""
-    from transformers import AutoProcessor
-
-    size = AutoProcessor.from_pretrained(tiny_vlm(FAMILY)).image_processor.size
     root = tmp_path_factory.mktemp("train")
-    cfg = BoxesConfig(profile=FAMILY, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
-    boxes(demo_canonical(10), root / "boxes", cfg)
+    boxed = tiny_boxes(10)
     for task in ("referring", "cof"):
-        build_sft(root / "boxes", root / task, BuildSftConfig(task=task, tool_share=1.0))
-    return {"boxes": root / "boxes", "referring": root / "referring", "cof": root / "cof", "budget": size}
+        build_sft(boxed, root / task, BuildSftConfig(task=task, tool_share=1.0))
+    return {"boxes": boxed, "referring": root / "referring", "cof": root / "cof"}
 
 
 def _recipe(path: Path, **recipe: Any) -> Path:
@@ -50,7 +46,7 @@ def _common(out: Path, **trainer: Any) -> dict[str, Any]:
 
 
 def _budget(data: dict[str, Any]) -> dict[str, int]:
-    return {"min_pixels": data["budget"]["shortest_edge"], "max_pixels": data["budget"]["longest_edge"]}
+    return {"min_pixels": TINY_MIN_PIXELS, "max_pixels": TINY_MAX_PIXELS}
 
 
 def test_sft_with_tools_saves_and_resumes(data: dict[str, Any], tiny_vlm: Any, tmp_path: Path) -> None:

@@ -234,12 +234,15 @@ def _processor(family: str, tokenizer: Any, min_pixels: int, max_pixels: int) ->
     )
 
 
+TINY_MIN_PIXELS, TINY_MAX_PIXELS = 28 * 28 * 4, 28 * 28 * 64  # small images: few visual tokens on CPU
+
+
 def build_tiny_vlm(
     family: str,
     out_dir: str | Path,
     *,
-    min_pixels: int = 28 * 28 * 4,
-    max_pixels: int = 28 * 28 * 64,
+    min_pixels: int = TINY_MIN_PIXELS,
+    max_pixels: int = TINY_MAX_PIXELS,
     seed: int = 0,
 ) -> Path:
     """Write a tiny random ``family`` checkpoint (model, processor, chat template) to ``out_dir``.
