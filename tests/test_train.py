@@ -207,6 +207,7 @@ def test_recipe_overrides_and_errors(tmp_path: Path) -> None:
         (["--unknown", "1"], "unknown recipe keys"),
         (["--method", "ppo"], "method must be one of"),
         (["--trainer.lr"], "has no value"),
+        (["--rewards.speed", "1"], "unknown reward settings"),
         (["oops"], "expected --key value"),
     ):
         with pytest.raises(HoidataError, match=message):

@@ -63,7 +63,7 @@ def run_loop(
     if config.max_turns < 1:
         raise ValueError("max_turns must be at least 1")
     ids = [str(i) for i in range(len(prompts))] if sample_ids is None else [str(s) for s in sample_ids]
-    first = engine.generate(prompts, config.sampling, [_seed(config.seed, s, 0) for s in ids], tools)
+    first = engine.generate(prompts, config.sampling, [sample_seed(config.seed, s, 0) for s in ids], tools)
     traces: list[Trace] = []
     envs: list[HoiEnvironment] = []
     for i, generations in enumerate(first):
@@ -80,7 +80,9 @@ def run_loop(
         if not open_:
             break
         conversations = [list(prompts[traces[k].sample]) + traces[k].messages for k in open_]
-        seeds = [_seed(config.seed, ids[traces[k].sample], traces[k].turns, traces[k].rollout) for k in open_]
+        seeds = [
+            sample_seed(config.seed, ids[traces[k].sample], traces[k].turns, traces[k].rollout) for k in open_
+        ]
         results = engine.generate(conversations, single, seeds, tools)
         for k, generations in zip(open_, results, strict=True):
             _advance(traces[k], envs[k], _exactly(generations, 1)[0], config.max_turns)
@@ -121,5 +123,6 @@ def _exactly(generations: list[Generation], n: int) -> list[Generation]:
     return [Generation.failed(f"engine returned {len(generations)} samples, expected {n}")] * n
 
 
-def _seed(*parts: object) -> int:
+def sample_seed(*parts: object) -> int:
+    """A 32-bit seed from a sample's identity (never its position in a batch or shard)."""
     return stable_seed(*parts) % (2**31 - 1)  # engines take 32-bit seeds

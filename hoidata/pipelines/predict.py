@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from hoidata.engines import Engine, Sampling
 from hoidata.errors import HoidataError
 from hoidata.eval.predictions import PREDICTION, prediction_features
-from hoidata.gen.loop import _seed
+from hoidata.gen.loop import sample_seed
 from hoidata.io import Manifest, StageRun, read_manifest
 from hoidata.io.files import fingerprint
 from hoidata.io.images import open_images
@@ -134,7 +134,7 @@ def _predict_table(
     out: list[list[Any]] = []
     for start in range(0, len(kept), cfg.shard_size):
         batch = conversations[start : start + cfg.shard_size]
-        seeds = [_seed(cfg.seed, r["sample_id"], 0) for r, _ in kept[start : start + cfg.shard_size]]
+        seeds = [sample_seed(cfg.seed, r["sample_id"], 0) for r, _ in kept[start : start + cfg.shard_size]]
         out += engine.generate(batch, sampling, seeds)
     generations = [g[0] for g in out]
     texts = [g.text for g in generations]

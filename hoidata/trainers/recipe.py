@@ -171,6 +171,18 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
         if bad:
             raise HoidataError(f"unknown lora keys {bad}", file=where, field="lora")
         raw["lora"] = Lora(**lora)
+    rewards = raw.get("rewards") or {}
+    from hoidata.rewards import RewardConfig
+
+    bad = (
+        sorted(set(rewards) - set(RewardConfig.__dataclass_fields__)) if isinstance(rewards, dict) else ["?"]
+    )
+    if bad:
+        raise HoidataError(
+            f"unknown reward settings {bad}; known: {sorted(RewardConfig.__dataclass_fields__)}",
+            file=where,
+            field="rewards",
+        )
     if not isinstance(raw.get("trainer", {}), dict):
         raise HoidataError("trainer must be a mapping of TRL config fields", file=where, field="trainer")
     return Recipe(**raw)
