@@ -158,6 +158,10 @@ def test_dpo_on_filter_prefs(data: dict[str, Any], tiny_vlm: Any, tmp_path: Path
     )
     result = train(recipe)
     assert result.global_step == 2 and (out / "checkpoint-2").is_dir()
+    again = train(
+        load_recipe(None, {**recipe.to_dict(), "trainer": {**recipe.trainer, "max_steps": 3}}), resume=True
+    )
+    assert again.global_step == 3
 
 
 @pytest.mark.parametrize(
@@ -285,3 +289,27 @@ def test_shipped_recipes_load_and_make_valid_trl_configs(path: Path) -> None:
     assert args.output_dir == str(recipe.output_dir)
     with pytest.raises(HoidataError, match="the recipe says method"):
         load_recipe(path, method="sft" if recipe.method != "sft" else "dpo")
+
+
+def test_vllm_in_grpo_needs_the_checkpoint_budget_and_gets_pre_resized_images(
+    data: dict[str, Any], tiny_vlm: Any
+) -> None:
+    from hoidata.profiles import get_profile
+    from hoidata.trainers.data import load_for
+
+    recipe = {
+        "method": "grpo",
+        "model": str(tiny_vlm(FAMILY)),
+        "profile": FAMILY,
+        "data": [str(data["boxes"])],
+        "trainer": {"use_vllm": True, "per_device_train_batch_size": 2, "num_generations": 2},
+    }
+    with pytest.raises(HoidataError, match="pixel budget"):
+        train(load_recipe(None, {**recipe, "max_pixels": 28 * 28 * 128}))
+    with pytest.raises(HoidataError, match="vLLM"):  # the budget agrees; this machine has no vLLM
+        train(load_recipe(None, {**recipe, **_budget(data)}))
+    profile = get_profile(FAMILY, TINY_MIN_PIXELS, TINY_MAX_PIXELS)
+    ds = load_for("grpo", [str(data["boxes"])], max_samples=4, resize_to=profile)
+    for row in ds:
+        rw, rh = profile.resized([row["width"]], [row["height"]])
+        assert row["images"][0].size == (int(rw[0]), int(rh[0]))

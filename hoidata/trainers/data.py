@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoidata.errors import HoidataError
+
+if TYPE_CHECKING:
+    from hoidata.profiles import Profile
 
 NEEDS = {
     "sft": ("images", "messages"),
@@ -22,12 +25,21 @@ NEEDS = {
 
 
 def load_for(
-    method: str, paths: list[str], *, task: str = "referring", max_samples: int | None = None
+    method: str,
+    paths: list[str],
+    *,
+    task: str = "referring",
+    max_samples: int | None = None,
+    resize_to: Profile | None = None,
 ) -> Any:
-    """One ``datasets.Dataset`` for ``method`` from every path (concatenated), columns checked."""
+    """One ``datasets.Dataset`` for ``method`` from every path (concatenated), columns checked.
+
+    ``resize_to``: GRPO prompts from hoidata datasets get their images pre-resized to the profile's
+    ``smart_resize`` size, so that a processor of the same budget leaves them as they are (the
+    vLLM-in-training mitigation: both processors then see the same pixels)."""
     import datasets
 
-    parts = [_one(method, p, task) for p in paths]
+    parts = [_one(method, p, task, resize_to) for p in paths]
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if max_samples is not None:
         ds = ds.select(range(min(max_samples, len(ds))))
@@ -43,7 +55,7 @@ def load_for(
     return ds.select_columns(keep)
 
 
-def _one(method: str, path: str, task: str) -> Any:
+def _one(method: str, path: str, task: str, resize_to: Profile | None) -> Any:
     p = Path(path)
     if not (p / "manifest.json").is_file():
         import datasets
@@ -56,11 +68,11 @@ def _one(method: str, path: str, task: str) -> Any:
 
     stage = read_manifest(p).stage
     if method == "grpo" and stage in ("boxes", "build-sft"):
-        return _grpo_prompts(p, stage, task)
+        return _grpo_prompts(p, stage, task, resize_to)
     return open_dataset(p)
 
 
-def _grpo_prompts(path: Path, stage: str, task: str) -> Any:
+def _grpo_prompts(path: Path, stage: str, task: str, resize_to: Profile | None) -> Any:
     """Questions with the think/tools/answer instruction, and the ground truth the rewards need."""
     import datasets
 
@@ -88,7 +100,7 @@ def _grpo_prompts(path: Path, stage: str, task: str) -> Any:
             yield {
                 "sample_id": r["sample_id"],
                 "prompt": [{"role": "user", "content": f"{question}\n{COT_INSTRUCTION}"}],
-                "images": [open_image(r["images"][0], root)],
+                "images": [_sized(open_image(r["images"][0], root), resize_to)],
                 "pairs": r["pairs"],
                 "task": r["task"],
                 "width": r["width"],
@@ -96,3 +108,13 @@ def _grpo_prompts(path: Path, stage: str, task: str) -> Any:
             }
 
     return datasets.Dataset.from_list(list(rows()))
+
+
+def _sized(image: Any, profile: Profile | None) -> Any:
+    if profile is None:
+        return image
+    from PIL import Image
+
+    rw, rh = profile.resized([image.width], [image.height])
+    size = (int(rw[0]), int(rh[0]))
+    return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)

@@ -45,8 +45,21 @@ def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None) -> Any:
     from hoidata.trainers.data import load_for
 
     profile = get_profile(recipe.profile, recipe.min_pixels, recipe.max_pixels)
+    use_vllm = recipe.method == "grpo" and bool(recipe.trainer.get("use_vllm"))
+    if use_vllm:
+        _check_vllm_budget(recipe.model, profile)
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise HoidataError("trainer.use_vllm needs vLLM on a GPU machine: pip install 'hoidata[gen]'")
     args = _config(recipe, cuda=torch.cuda.is_available())
-    data = load_for(recipe.method, recipe.data, task=recipe.task, max_samples=recipe.max_samples)
+    data = load_for(
+        recipe.method,
+        recipe.data,
+        task=recipe.task,
+        max_samples=recipe.max_samples,
+        resize_to=profile if use_vllm else None,
+    )
     _check(recipe, args, data, profile)
     processor = _processor(recipe, profile)
     model = _model(recipe, bf16=bool(getattr(args, "bf16", False)))
@@ -86,8 +99,8 @@ def _config(recipe: Recipe, *, cuda: bool) -> Any:
         kwargs |= {"use_cpu": True, "bf16": False}
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as e:  # TRL's own checks (batch vs num_generations, ...), as one line
-        raise HoidataError(f"{cls.__name__}: {str(e).splitlines()[0]}") from None
+    except (ValueError, TypeError, ImportError) as e:  # TRL's own checks (batch vs num_generations,
+        raise HoidataError(f"{cls.__name__}: {str(e).splitlines()[0]}") from None  # vLLM missing), one line
 
 
 def _check(recipe: Recipe, args: Any, data: Any, profile: Any) -> None:
@@ -109,6 +122,27 @@ def _check(recipe: Recipe, args: Any, data: Any, profile: Any) -> None:
                 f"max_length {max_length} would cut image tokens: sample {where} holds {worst} "
                 f"(set trainer.max_length larger, or null)"
             )
+
+
+def _check_vllm_budget(model: str, profile: Any) -> None:
+    """vLLM inside GRPO reads the pixel budget from the checkpoint, not from our processor: a
+    different budget silently corrupts the image tokens (trl #6401, #6294). Refuse it up front."""
+    found = [Path(model) / n for n in ("preprocessor_config.json", "processor_config.json")]
+    config = next((f for f in found if f.is_file()), None)
+    if config is None:
+        return  # a Hub id: vLLM reads its own copy; the recipe's comment says to keep them equal
+    raw = json.loads(config.read_text())
+    raw = raw.get("image_processor", raw)  # transformers 5 nests it in processor_config.json
+    size = raw.get("size") or {}
+    low = size.get("shortest_edge", raw.get("min_pixels"))
+    high = size.get("longest_edge", raw.get("max_pixels"))
+    if (low, high) != (profile.min_pixels, profile.max_pixels):
+        raise HoidataError(
+            f"use_vllm: the checkpoint's preprocessor_config.json has pixel budget {low}..{high}, the recipe "
+            f"trains with {profile.min_pixels}..{profile.max_pixels}; vLLM would see other pixels. Set "
+            f"min_pixels/max_pixels to the checkpoint's, or save the processor with the recipe's budget",
+            file=str(config),
+        )
 
 
 def _image_tokens(data: Any, profile: Any, limit: int = 2000) -> tuple[int, str]:
