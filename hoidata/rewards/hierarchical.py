@@ -9,7 +9,7 @@ generation (verification and rejection sampling), filtering (chosen/rejected pai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -136,7 +136,3 @@ def reward_funcs(
         return reward
 
     return [make(c) for c in COMPONENTS]
-
-
-def describe(config: RewardConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -31,7 +31,6 @@ CLAIMS = {  # RE2 patterns, matched case-insensitively
     "near": r"\b(?:close to|near|next to|beside)\b",
     "apart": r"\b(?:apart from|far from|away from)\b",
 }
-KINDS = tuple(CLAIMS)
 CENTRE = 0.15  # offsets under this many person sizes are "at the centre", neither side
 
 
