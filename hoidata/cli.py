@@ -1007,6 +1007,112 @@ def eval_hico_cmd(
         typer.echo(f"  report: {json_out}")
 
 
+@eval_app.command(
+    "grounding",
+    epilog="""Examples:
+
+    hoidata eval grounding preds/grounding.jsonl --gt data/sft-grounding
+
+    hoidata eval grounding preds/grounding.parquet --gt data/sft-grounding --coco --json report.json
+""",
+)
+def eval_grounding_cmd(
+    completions: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
+            show_default=False,
+        ),
+    ],
+    gt: Annotated[
+        Path,
+        typer.Option("--gt", help="The grounding SFT dataset the prompts came from.", show_default=False),
+    ],
+    coco: Annotated[
+        bool,
+        typer.Option(
+            "--coco", help="COCO-style AR (per category, first 100 answers) instead of pooled recall."
+        ),
+    ] = False,
+    profile: Annotated[
+        ProfileName | None, typer.Option(help="Model profile (default: the one the dataset was built for).")
+    ] = None,
+    skip_missing: Annotated[
+        bool, typer.Option("--skip-missing", help="Leave out samples without a completion (default: misses).")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (per threshold and category) here.")
+    ] = None,
+) -> None:
+    """Grounding AR over IoU 0.50:0.05:0.95 (AR@0.5, AR@0.75, by object size); pooled recall by default."""
+    from hoidata.eval.grounding import eval_grounding
+
+    report = eval_grounding(
+        completions, gt, coco=coco, profile=profile.value if profile else None, skip_missing=skip_missing
+    )
+    typer.echo(report.format_table())
+    if json_out is not None:
+        report.write_json(json_out)
+        typer.echo(f"  report: {json_out}")
+
+
+@eval_app.command(
+    "referring",
+    epilog="""Examples:
+
+    hoidata eval referring preds/referring.jsonl --gt data/sft-referring
+
+    hoidata eval referring preds/referring.parquet --gt data/sft-referring --json report.json
+
+    hoidata eval referring preds.jsonl --gt data/sft-referring --bertscore-model models/roberta-large
+""",
+)
+def eval_referring_cmd(
+    completions: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
+            show_default=False,
+        ),
+    ],
+    gt: Annotated[
+        Path,
+        typer.Option("--gt", help="The referring SFT dataset the prompts came from.", show_default=False),
+    ],
+    skip_missing: Annotated[
+        bool, typer.Option("--skip-missing", help="Leave out samples without a completion (default: misses).")
+    ] = False,
+    bertscore_model: Annotated[
+        str | None,
+        typer.Option(help="Local model directory for BERTScore (needs the bert_score package; no download)."),
+    ] = None,
+    bertscore_layers: Annotated[
+        int | None, typer.Option(help="BERTScore: the layer to use (roberta-large: 17).")
+    ] = None,
+    bertscore_rescale: Annotated[
+        bool, typer.Option("--bertscore-rescale", help="BERTScore: rescale with the model's baseline.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (every verb's counts) here.")
+    ] = None,
+) -> None:
+    """Referring: exact match of the named verb set, verb precision/recall/F1, optional BERTScore."""
+    from hoidata.eval.referring import eval_referring
+
+    report = eval_referring(
+        completions,
+        gt,
+        skip_missing=skip_missing,
+        bertscore_model=bertscore_model,
+        bertscore_layers=bertscore_layers,
+        bertscore_rescale=bertscore_rescale,
+    )
+    typer.echo(report.format_table())
+    if json_out is not None:
+        report.write_json(json_out)
+        typer.echo(f"  report: {json_out}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (``--debug`` shows the traceback)."""
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("HOIDATA_DEBUG"))

@@ -41,7 +41,8 @@ COT_INSTRUCTION = (
 
 @dataclass
 class GenCotConfig:
-    """What decides a generation run; recorded in the manifest (the engine's own options too)."""
+    """What decides a generation run; recorded in the manifest (``threads`` aside: it changes speed,
+    not the result, so a resumed run may use another value)."""
 
     engine: str = "hf"
     model: str = ""
@@ -74,7 +75,7 @@ def gen_cot(
     samples, profile, root = _prompts(Path(input_dir), cfg)
     chunks = [samples[i : i + cfg.shard_size] for i in range(0, len(samples), cfg.shard_size)] or [[]]
     mine = list(range(index, len(chunks), count))
-    config = asdict(cfg) | {
+    config = {k: v for k, v in asdict(cfg).items() if k != "threads"} | {
         "input": str(Path(input_dir).resolve()),
         "images": root,
         "profile": profile.name,

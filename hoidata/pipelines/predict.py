@@ -80,7 +80,7 @@ def predict(
     profile = get_profile(cfg.profile, cfg.min_pixels, cfg.max_pixels)
     root = image_root(manifest)
     shards = input_shards(input_dir, manifest)
-    config = asdict(cfg) | {
+    config = {k: v for k, v in asdict(cfg).items() if k != "threads"} | {
         "input": str(Path(input_dir).resolve()),
         "question": question(profile),
         "profile_spec": profile.describe(),
