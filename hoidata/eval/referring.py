@@ -88,7 +88,8 @@ class ReferringReport:
 
 
 def _ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
+    """``a / b`` as a plain float (JSON-safe), None when ``b`` is 0."""
+    return float(a / b) if b else None
 
 
 def evaluate(pred_offsets: np.ndarray, pred_verbs: list[str], gt: Targets) -> ReferringReport:
@@ -116,7 +117,7 @@ def evaluate(pred_offsets: np.ndarray, pred_verbs: list[str], gt: Targets) -> Re
     verb_tp = np.bincount(hit % v, minlength=len(vocab))
     verbs = []
     for i in np.argsort(np.array(vocab, dtype=object), kind="stable"):
-        f1 = _ratio(2 * verb_tp[i], verb_pred[i] + verb_gt[i])
+        f1 = _ratio(2 * int(verb_tp[i]), int(verb_pred[i] + verb_gt[i]))
         verbs.append(
             {
                 "verb": vocab[i],
