@@ -823,6 +823,18 @@ def push(
         typer.echo(f"pushed to {result.url}{commit}")
 
 
+Completions = Annotated[
+    Path,
+    typer.Argument(
+        help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
+        show_default=False,
+    ),
+]
+SkipMissing = Annotated[
+    bool, typer.Option("--skip-missing", help="Leave out samples without a completion (default: misses).")
+]
+
+
 @app.command(
     epilog="""Examples:
 
@@ -834,13 +846,7 @@ def push(
 """,
 )
 def score(
-    completions: Annotated[
-        Path,
-        typer.Argument(
-            help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
-            show_default=False,
-        ),
-    ],
+    completions: Completions,
     gt: Annotated[
         Path,
         typer.Option(
@@ -1017,13 +1023,7 @@ def eval_hico_cmd(
 """,
 )
 def eval_grounding_cmd(
-    completions: Annotated[
-        Path,
-        typer.Argument(
-            help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
-            show_default=False,
-        ),
-    ],
+    completions: Completions,
     gt: Annotated[
         Path,
         typer.Option("--gt", help="The grounding SFT dataset the prompts came from.", show_default=False),
@@ -1037,9 +1037,7 @@ def eval_grounding_cmd(
     profile: Annotated[
         ProfileName | None, typer.Option(help="Model profile (default: the one the dataset was built for).")
     ] = None,
-    skip_missing: Annotated[
-        bool, typer.Option("--skip-missing", help="Leave out samples without a completion (default: misses).")
-    ] = False,
+    skip_missing: SkipMissing = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the full report (per threshold and category) here.")
     ] = None,
@@ -1068,20 +1066,12 @@ def eval_grounding_cmd(
 """,
 )
 def eval_referring_cmd(
-    completions: Annotated[
-        Path,
-        typer.Argument(
-            help="JSONL or Parquet with `sample_id` and `completion` (text, or a list of messages).",
-            show_default=False,
-        ),
-    ],
+    completions: Completions,
     gt: Annotated[
         Path,
         typer.Option("--gt", help="The referring SFT dataset the prompts came from.", show_default=False),
     ],
-    skip_missing: Annotated[
-        bool, typer.Option("--skip-missing", help="Leave out samples without a completion (default: misses).")
-    ] = False,
+    skip_missing: SkipMissing = False,
     bertscore_model: Annotated[
         str | None,
         typer.Option(help="Local model directory for BERTScore (needs the bert_score package; no download)."),
