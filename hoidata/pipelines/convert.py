@@ -6,7 +6,6 @@ file I/O, done in threads). Every record ends up either in a shard or in ``rejec
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from hoidata.errors import HoidataError, RecordError
 from hoidata.io.dataset_dir import Manifest, StageRun
 from hoidata.io.files import fingerprint
 from hoidata.io.images import ImageInfo, probe_many, safe_relative_path
+from hoidata.perf import paused_gc
 from hoidata.schemas import canonical
 from hoidata.schemas.boxes import BoxOrigin, from_normalized, from_origin
 from hoidata.schemas.taxonomy import Taxonomy, hico_det, swig_hoi
@@ -71,6 +71,11 @@ def convert(
     cfg: ConvertConfig, out: Path | str, *, overwrite: bool = False, progress: bool = True
 ) -> Manifest:
     """Convert one annotation file into a dataset directory; resumes an interrupted run."""
+    with paused_gc():  # parsing builds millions of small containers: the cyclic GC would walk them all
+        return _convert(cfg, out, overwrite, progress)
+
+
+def _convert(cfg: ConvertConfig, out: Path | str, overwrite: bool, progress: bool) -> Manifest:
     if cfg.image_check and not cfg.images:
         raise HoidataError("pass --images DIR (the image root), or --no-image-check to skip image checks")
     if cfg.embed_images and not cfg.images:
@@ -81,13 +86,7 @@ def convert(
         raise HoidataError(f"--shard-size must be at least 1, got {cfg.shard_size}")
     timings: dict[str, float] = {}
     t = start = time.perf_counter()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # parsing builds millions of small lists: cyclic GC passes would triple the time
-    try:
-        batch = read_source(cfg)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    batch = read_source(cfg)
     timings["read_s"] = round(time.perf_counter() - t, 4)
     tax = taxonomy_of(batch.source)
     errors = list(batch.errors)
