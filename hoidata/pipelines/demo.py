@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +287,8 @@ def _train(out: Path, model: Path | None) -> None:
         },
     )
     losses: list[float] = []
-    train(sft, on_log=lambda logs: losses.extend([logs["loss"]] if "loss" in logs else []))
+    with _quiet():
+        train(sft, on_log=lambda logs: losses.extend([logs["loss"]] if "loss" in logs else []), console=False)
     print(f"  sft: 4 steps with LoRA, loss {losses[0]:.3f} → {losses[-1]:.3f}  ({out / 'runs' / 'sft'})")
     grpo = load_recipe(
         None,
@@ -299,14 +302,39 @@ def _train(out: Path, model: Path | None) -> None:
                 "max_steps": 2,
                 "num_generations": 2,
                 "max_completion_length": 24,
+                "log_completions": False,
             },
         },
     )
     rewards: list[float] = []
-    train(grpo, on_log=lambda logs: rewards.extend([logs["reward"]] if "reward" in logs else []))
+    with _quiet():
+        train(
+            grpo,
+            on_log=lambda logs: rewards.extend([logs["reward"]] if "reward" in logs else []),
+            console=False,
+        )
     print(
         f"  grpo: 2 steps, tools on, mean reward {sum(rewards) / max(len(rewards), 1):.2f}  ({out / 'runs' / 'grpo'})"
     )
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The demo shows one line per step of the chain; library deprecation notes would drown it."""
+    import os
+    import warnings
+
+    old = os.environ.get("TRL_EXPERIMENTAL_SILENCE")
+    os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("TRL_EXPERIMENTAL_SILENCE", None)
+        else:
+            os.environ["TRL_EXPERIMENTAL_SILENCE"] = old
 
 
 def _push_dry_run(dataset: Path, tree: Path) -> None:

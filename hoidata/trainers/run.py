@@ -36,8 +36,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None) -> Any:
-    """Run the recipe's trainer; returns TRL's ``TrainOutput``. ``on_log(logs)`` sees every log."""
+def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: bool = True) -> Any:
+    """Run the recipe's trainer; returns TRL's ``TrainOutput``. ``on_log(logs)`` sees every log;
+    ``console=False`` keeps the per-step log lines and progress bars off the terminal."""
     _require_extras()
     import torch
 
@@ -67,6 +68,11 @@ def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None) -> Any:
     trainer = _trainer(recipe, model, processor, args, data, profile, peft_config)
     if on_log is not None:
         trainer.add_callback(_log_hook(on_log))
+    if not console:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
     out = Path(args.output_dir)
     recipe.save(out / "recipe.yaml")
     checkpoint = resume and any(out.glob("checkpoint-*"))
