@@ -1103,6 +1103,107 @@ def eval_referring_cmd(
         typer.echo(f"  report: {json_out}")
 
 
+class SwigVariant(StrEnum):
+    choir = "choir"
+    thid = "thid"
+
+
+class TieOrder(StrEnum):
+    reversed = "reversed"
+    input = "input"
+
+
+@eval_app.command(
+    "swig",
+    epilog="""Examples:
+
+    hoidata eval swig preds.parquet --gt data/swig-test
+
+    hoidata eval swig preds/ --gt data/swig-test --variant thid --json report.json
+""",
+)
+def eval_swig_cmd(
+    predictions: Annotated[
+        Path,
+        typer.Argument(help="hoidata predictions (dataset directory or Parquet).", show_default=False),
+    ],
+    gt: Annotated[
+        Path, typer.Option("--gt", help="Converted SWIG-HOI dataset directory.", show_default=False)
+    ],
+    variant: Annotated[
+        SwigVariant,
+        typer.Option(help="choir (the benchmark's own evaluator; Full without novel) or thid (Full = all)."),
+    ] = SwigVariant.choir,
+    ranking: Annotated[
+        Ranking, typer.Option(help="score: given scores (answer rank when none); rank: answer order only.")
+    ] = Ranking.score,
+    ties: Annotated[
+        TieOrder | None,
+        typer.Option(help="Equal scores: reversed input order (both reference evaluators) or input order."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (every per-class AP) here.")
+    ] = None,
+) -> None:
+    """SWIG-HOI mAP (Full / Rare / Non-rare / Novel over the 5,539 evaluation classes)."""
+    from hoidata.eval.swig import eval_swig
+
+    report = eval_swig(
+        predictions, gt, variant=variant.value, ranking=ranking.value, ties=ties.value if ties else None
+    )
+    typer.echo(report.format_table())
+    if json_out is not None:
+        report.write_json(json_out)
+        typer.echo(f"  report: {json_out}")
+
+
+@eval_app.command(
+    "hoiqa",
+    epilog="""Examples:
+
+    hoidata eval hoiqa preds/hoiqa.jsonl --gt data/hoiqa-visor
+
+    hoidata eval hoiqa preds.jsonl --gt data/hoiqa-epic-test --image-size 1920x1080 --json report.json
+""",
+)
+def eval_hoiqa_cmd(
+    completions: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL or Parquet with `sample_id` (row id + `#` + QA item index) and `completion`.",
+            show_default=False,
+        ),
+    ],
+    gt: Annotated[Path, typer.Option("--gt", help="Converted HOI-QA dataset directory.", show_default=False)],
+    skip_missing: SkipMissing = False,
+    image_size: Annotated[
+        str | None,
+        typer.Option(help="WxH for rows without a size (reference: 1920x1080 EPIC/VISOR, 1440x1080 Ego4D)."),
+    ] = None,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Truncate rescaled boxes to integer pixels, as the reference.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (every item) here.")
+    ] = None,
+) -> None:
+    """HOI-QA: noun accuracy, box accuracy (IoU > 0.5) and mean IoU; ho_ref / i_ref and 8 subsets."""
+    from hoidata.eval.hoiqa import eval_hoiqa
+
+    size = None
+    if image_size:
+        try:
+            w, h = (int(v) for v in image_size.lower().split("x"))
+            size = (w, h)
+        except ValueError:
+            raise HoidataError(f"--image-size must look like 1920x1080, got {image_size!r}") from None
+    report = eval_hoiqa(completions, gt, skip_missing=skip_missing, image_size=size, truncate=truncate)
+    typer.echo(report.format_table())
+    if json_out is not None:
+        report.write_json(json_out)
+        typer.echo(f"  report: {json_out}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (``--debug`` shows the traceback)."""
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("HOIDATA_DEBUG"))

@@ -25,6 +25,8 @@ class GroundTruth:
     hoi: np.ndarray  # (P,) int64
     human: np.ndarray  # (P, 4) float64 canonical
     obj: np.ndarray  # (P, 4) float64 canonical; NaN rows: interaction without object
+    subject: np.ndarray | None = None  # (P,) instance index of the person in its image (when loaded)
+    object_index: np.ndarray | None = None  # (P,) instance index of the object, -1 none (when loaded)
 
     @property
     def num_images(self) -> int:
@@ -43,13 +45,18 @@ def _boxes(arr: pa.Array) -> np.ndarray:
     return flat.astype(np.float64).reshape(-1, 4)
 
 
-def load_ground_truth(path: Path | str, taxonomy: Taxonomy) -> GroundTruth:
-    """Read a converted HICO-DET dataset directory (``hoidata convert hico``) into pair arrays."""
+SOURCE_NAMES = {"hico-det": "HICO-DET", "swig-hoi": "SWIG-HOI"}
+
+
+def load_ground_truth(path: Path | str, taxonomy: Taxonomy, source: str = "hico-det") -> GroundTruth:
+    """Read a converted dataset directory (``hoidata convert hico`` / ``convert swig``) into pair
+    arrays; every record must come from ``source``, whose taxonomy is ``taxonomy``."""
     table = read_table(path, columns=["sample_id", "source", "image", "instances", "interactions"])
     sources = set(pc.unique(table.column("source")).to_pylist())
-    if sources - {"hico-det"}:
+    name = SOURCE_NAMES.get(source, source)
+    if sources - {source}:
         raise HoidataError(
-            f"ground truth must be a HICO-DET dataset, this one holds {sorted(map(str, sources))}",
+            f"ground truth must be a {name} dataset, this one holds {sorted(map(str, sources))}",
             file=str(path),
         )
     inst = table.column("instances").combine_chunks()
@@ -63,7 +70,7 @@ def load_ground_truth(path: Path | str, taxonomy: Taxonomy) -> GroundTruth:
     obj = pair_v.field("object").to_numpy(zero_copy_only=False).astype(np.int64)
     hoi = pair_v.field("hoi_id").to_numpy(zero_copy_only=False).astype(np.int64)
     if ((hoi < 0) | (hoi >= taxonomy.num_hois)).any():
-        raise HoidataError("an interaction's hoi_id is outside the HICO-DET classes", file=str(path))
+        raise HoidataError(f"an interaction's hoi_id is outside the {name} classes", file=str(path))
     first = inst_off[:-1][image]
     human = boxes[first + subj]
     obj_boxes = np.full((len(obj), 4), np.nan)
@@ -77,4 +84,6 @@ def load_ground_truth(path: Path | str, taxonomy: Taxonomy) -> GroundTruth:
         hoi=hoi,
         human=human,
         obj=obj_boxes,
+        subject=subj,
+        object_index=obj,
     )

@@ -49,9 +49,29 @@ def pair_overlap(a: np.ndarray, b: np.ndarray, plus_one: bool = True) -> np.ndar
     return np.where(ok, ov, 0.0)
 
 
-def _object_overlap(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
+def continuous_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of two (N, 4) arrays of canonical (continuous) boxes, as the SWIG-HOI evaluators
+    compute it: no ``+1``, negative widths and heights clamped to 0, IoU 0 without intersection."""
+    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = iw * ih
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ov = inter / (area_a + area_b - inter)
+    return np.where(inter > 0, ov, 0.0)
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray, protocol: HicoProtocol) -> np.ndarray:
+    """IoU of canonical boxes in the protocol's frame: 1-based inclusive pixels, or continuous."""
+    if protocol.iou_frame == "continuous":
+        return continuous_overlap(a, b)
+    return pair_overlap(to_inclusive(a), to_inclusive(b), protocol.plus_one)
+
+
+def _object_overlap(a: np.ndarray, b: np.ndarray, protocol: HicoProtocol) -> np.ndarray:
     """Object IoU; an object-less detection matches an object-less GT pair (1) and nothing else (0)."""
-    ov = pair_overlap(a, b, plus_one)
+    ov = _overlaps(a, b, protocol)
     none_a, none_b = np.isnan(a[:, 0]), np.isnan(b[:, 0])
     return np.where(none_a & none_b, 1.0, np.where(none_a | none_b, 0.0, ov))
 
@@ -88,7 +108,14 @@ def match(
         img = dets.image[idx][order]
         rank = np.arange(len(order)) - np.searchsorted(img, img, side="left")
         keep = np.zeros(len(idx), dtype=bool)
-        keep[order[rank < protocol.top_k_per_image]] = True
+        if protocol.top_k_keep_ties:  # every score at least the image's k-th best (torch.topk's cut)
+            score = dets.score[idx][order]
+            kth = np.full(gt.num_images, -np.inf)
+            at_k = rank == protocol.top_k_per_image - 1
+            kth[img[at_k]] = score[at_k]
+            keep[order[score >= kth[img]]] = True
+        else:
+            keep[order[rank < protocol.top_k_per_image]] = True
         drop(keep, f"beyond the top {protocol.top_k_per_image} of their image")
     if protocol.skip_images_without_gt:
         has_gt = np.bincount(gt.image, minlength=gt.num_images) > 0
@@ -100,7 +127,10 @@ def match(
             present[dets.image[idx], taxonomy.hoi_object[dets.hoi[idx]]],
             "known-object: the class's object has no ground-truth pair in the image",
         )
-    # 1. evaluation order: class, descending score, input order (idx is increasing = input order)
+    # 1. evaluation order: class, descending score, input order (idx is increasing = input order);
+    # reversed ties (SWIG-HOI's ``argsort(scores)[::-1]``): the same sorts on the reversed input
+    if protocol.ties == "reversed":
+        idx = idx[::-1]
     idx = idx[np.argsort(-dets.score[idx], kind="stable")]  # two stable sorts = one lexsort, faster
     idx = idx[np.argsort(dets.hoi[idx].astype(np.int16), kind="stable")]  # (radix sort)
     hoi = dets.hoi[idx]
@@ -119,8 +149,8 @@ def match(
     local = np.arange(int(cnt.sum())) - seg[rep]
     g = gorder[lo[rep] + local]
     d = idx[rep]
-    ov_h = pair_overlap(to_inclusive(dets.human[d]), to_inclusive(gt.human[g]), protocol.plus_one)
-    ov_o = _object_overlap(to_inclusive(dets.obj[d]), to_inclusive(gt.obj[g]), protocol.plus_one)
+    ov_h = _overlaps(dets.human[d], gt.human[g], protocol)
+    ov_o = _object_overlap(dets.obj[d], gt.obj[g], protocol)
     if protocol.label_aware:
         named = dets.object_label[d]
         ov_o = np.where((named >= 0) & (named != taxonomy.hoi_object[hoi[rep]]), 0.0, ov_o)

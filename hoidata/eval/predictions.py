@@ -171,7 +171,7 @@ def _fixed4(arr: pa.Array) -> np.ndarray:
 def _name_ids(names: pa.Array, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Ids of names in a vocabulary (spaces and underscores alike, case-insensitive), -1 if absent."""
     norm = pc.utf8_lower(pc.replace_substring(names, " ", "_"))
-    vocab = pa.array([v.lower() for v in vocabulary])
+    vocab = pa.array([v.lower().replace(" ", "_") for v in vocabulary])  # SWIG names have spaces
     return pc.fill_null(pc.index_in(norm, value_set=vocab), -1).to_numpy().astype(np.int64)
 
 

@@ -24,6 +24,8 @@ THRESHOLDS: dict[str, np.ndarray] = {
 }
 
 CLASS_SETS = ("all", "present", "interactive")
+TIE_ORDERS = ("input", "reversed")  # equal scores: input order (MATLAB's stable sort) or reversed
+IOU_FRAMES = ("inclusive", "continuous")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,20 @@ class HicoProtocol:
     classes: str = "all"  # all | present (npos > 0, QPIC) | interactive (no no_interaction, THID)
     skip_images_without_gt: bool = False  # predictions in images without any GT pair are ignored
     min_overlap: float = 0.5
+    # SWIG-HOI evaluators (hoidata.eval.swig); the defaults leave HICO-DET unchanged
+    ties: str = "input"  # equal scores: input order | reversed (``argsort(scores)[::-1]``)
+    iou_frame: str = "inclusive"  # inclusive: 1-based pixels (plus_one applies) | continuous: canonical
+    top_k_keep_ties: bool = False  # top_k_per_image keeps every score >= the k-th best (torch.topk cut)
 
     def __post_init__(self) -> None:
         if self.thresholds not in THRESHOLDS:
             raise HoidataError(f"unknown thresholds {self.thresholds!r}; expected {', '.join(THRESHOLDS)}")
         if self.classes not in CLASS_SETS:
             raise HoidataError(f"unknown class set {self.classes!r}; expected {', '.join(CLASS_SETS)}")
+        if self.ties not in TIE_ORDERS:
+            raise HoidataError(f"unknown tie order {self.ties!r}; expected {', '.join(TIE_ORDERS)}")
+        if self.iou_frame not in IOU_FRAMES:
+            raise HoidataError(f"unknown IoU frame {self.iou_frame!r}; expected {', '.join(IOU_FRAMES)}")
 
     def describe(self) -> dict[str, Any]:
         return asdict(self) | {"threshold_values": [float(t) for t in THRESHOLDS[self.thresholds]]}
