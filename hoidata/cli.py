@@ -992,6 +992,15 @@ def eval_hico_cmd(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the full report (every per-class AP) here.")
     ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write per-class AP against training frequency as a PNG.")
+    ] = None,
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            help="Converted training set, for --plot's frequencies (default: test pairs per class)."
+        ),
+    ] = None,
 ) -> None:
     """HICO-DET mAP (Full / Rare / Non-Rare, Seen / Unseen) with the official MATLAB protocol by default."""
     from hoidata.eval.hico import eval_hico
@@ -1011,6 +1020,17 @@ def eval_hico_cmd(
     if json_out is not None:
         report.write_json(json_out)
         typer.echo(f"  report: {json_out}")
+    if plot is not None:
+        from hoidata.eval.plot import plot_ap_vs_frequency, training_frequency
+
+        freq = training_frequency(train, len(report.ap)) if train else report.npos
+        label = (
+            "training pairs per class (+1, log scale)" if train else "test pairs per class (+1, log scale)"
+        )
+        full = report.map.get("full") or 0.0
+        title = f"HICO-DET per-class AP ({report.protocol.name}, {report.setting}): mAP {100 * full:.2f}"
+        plot_ap_vs_frequency(report.ap, freq, report.rare, report.scored, plot, title=title, x_label=label)
+        typer.echo(f"  plot: {plot}")
 
 
 @eval_app.command(

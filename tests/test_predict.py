@@ -118,3 +118,40 @@ def test_tiny_model_predicts_and_evaluates_from_the_command_line(
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r.json").is_file() and "mAP" in r.stdout
+
+
+def test_eval_plots_ap_against_training_frequency(canonical_test: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from hoidata.eval.plot import RARE, plot_ap_vs_frequency, training_frequency
+
+    cfg = PredictConfig(engine="scripted", model="perfect", profile="qwen2.5-vl")
+    predict(canonical_test, tmp_path / "preds", cfg, lambda: PerfectEngine(canonical_test, "qwen2.5-vl"))
+    png = tmp_path / "ap.png"
+    args = ["eval", "hico", str(tmp_path / "preds"), "--gt", str(canonical_test)]
+    r = subprocess.run(
+        [sys.executable, "-m", "hoidata", *args, "--plot", str(png), "--train", str(canonical_test)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    image = Image.open(png)
+    assert image.size == (960, 540) and image.mode == "RGB"
+    freq = training_frequency(canonical_test, 600)
+    report = eval_hico(tmp_path / "preds", canonical_test)
+    assert freq.sum() == report.npos.sum()  # the same split here: every pair counted once
+    # a rare-coloured dot exists exactly when a scored rare class exists
+    ap = np.zeros(600)
+    rare = np.zeros(600, bool)
+    rare[[3, 4]] = True
+    scored = np.zeros(600, bool)
+    scored[[3, 4, 10]] = True
+    ap[[3, 4, 10]] = [1.0, 0.5, 0.25]
+    freq = np.zeros(600)
+    freq[[3, 4, 10]] = [0, 9, 999]
+    out = plot_ap_vs_frequency(ap, freq, rare, scored, tmp_path / "synthetic.png", title="t")
+    pixels = np.asarray(Image.open(out))
+    left, top = 70, 30  # the plot area's corner (MARGIN)
+    # class 3: x = log10(1) = 0, y = AP 1 → the top-left corner of the plot area, in the rare colour
+    assert tuple(pixels[top, left + 1]) == RARE or tuple(pixels[top + 1, left + 1]) == RARE
+    assert (pixels == np.array(RARE)).all(axis=2).sum() > 20
