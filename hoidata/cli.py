@@ -437,9 +437,15 @@ def gen_cot_cmd(
         str, typer.Option(help="i/N: run every N-th shard starting at i (several machines).")
     ] = "0/1",
     limit: Annotated[int | None, typer.Option(help="Only the first prompts (a trial run).")] = None,
+    dp: Annotated[
+        int, typer.Option("--dp", help="Data-parallel engine processes on this machine (--tp GPUs each).")
+    ] = 1,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate tool-augmented chain-of-thought rollouts, scored with the GRPO rewards; rerun to resume."""
+    if dp > 1:
+        _gen_cot_data_parallel(dp, tp if engine is EngineName.vllm else 0, shard, out)
+        return
     from hoidata.engines import get_engine
     from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
@@ -470,7 +476,54 @@ def gen_cot_cmd(
         options = {"family": spec.get("name"), "tp": tp, "seed": seed, **budget}
     else:
         options = {"family": spec.get("name")}
-    _print_summary(gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options)), out)
+    manifest = gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options))
+    if manifest is None:
+        typer.echo(f"shard {shard} written to {out}; the dataset completes when every shard has run")
+    else:
+        _print_summary(manifest, out)
+
+
+def _gen_cot_data_parallel(dp: int, gpus_each: int, shard: str, out: Path) -> None:
+    """Run this same command as ``dp`` processes, each on its own GPU group and every ``dp``-th
+    shard (within this machine's ``--shard i/N``), all into ``out``; the last one finishes it."""
+    import subprocess
+
+    from hoidata.io import read_manifest
+    from hoidata.pipelines.gen_cot import parse_shard
+
+    index, count = parse_shard(shard)
+    args = _without_options(sys.argv[1:], {"--dp": 1, "--shard": 1})
+    procs = []
+    for j in range(dp):
+        env = dict(os.environ)
+        if gpus_each:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(j * gpus_each, (j + 1) * gpus_each))
+        child = [*args, "--shard", f"{index * dp + j}/{count * dp}"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "hoidata", *child], env=env))
+    failed = [j for j, p in enumerate(procs) if p.wait() != 0]
+    if failed:
+        raise HoidataError(
+            f"data-parallel processes {failed} failed (see their output above); rerun to resume"
+        )
+    if (out / "manifest.json").is_file():
+        _print_summary(read_manifest(out), out)
+    else:
+        typer.echo(f"shards written to {out}; the dataset completes when every machine's shards have run")
+
+
+def _without_options(argv: list[str], drop: dict[str, int]) -> list[str]:
+    """``argv`` without the named options (and their values; ``--opt=value`` too)."""
+    out, skip = [], 0
+    for token in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = token.split("=", 1)[0]
+        if name in drop:
+            skip = 0 if "=" in token else drop[name]
+            continue
+        out.append(token)
+    return out
 
 
 @app.command(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
 
-from hoidata.io import open_dataset, read_table
+from hoidata.io import open_dataset, read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
@@ -135,3 +136,46 @@ def test_killed_runs_resume_to_the_uninterrupted_result(
     whole, resumed = read_table(tmp_path / "whole").to_pylist(), read_table(tmp_path / "killed").to_pylist()
     assert len({(r["prompt_id"], r["rollout"]) for r in resumed}) == len(resumed)
     assert resumed == whole
+
+
+def test_shards_of_one_run_fill_one_directory(demo_boxes: Path, tmp_path: Path) -> None:
+    """--shard i/N processes write into one directory; whichever finds every shard done finishes."""
+    answers = true_answers(demo_boxes)
+    base = GenCotConfig(engine="scripted", model="zoomer", n=2, shard_size=2)
+    whole = gen_cot(demo_boxes, tmp_path / "whole", base, lambda: ZoomThenAnswer(answers), progress=False)
+    first = gen_cot(
+        demo_boxes,
+        tmp_path / "split",
+        replace(base, shard="1/2"),
+        lambda: ZoomThenAnswer(answers),
+        progress=False,
+    )
+    assert first is None and not (tmp_path / "split" / "manifest.json").exists()
+    last = gen_cot(
+        demo_boxes,
+        tmp_path / "split",
+        replace(base, shard="0/2"),
+        lambda: ZoomThenAnswer(answers),
+        progress=False,
+    )
+    assert last is not None and whole is not None
+    assert last.counts == whole.counts
+    assert read_table(tmp_path / "split").to_pylist() == read_table(tmp_path / "whole").to_pylist()
+
+
+def test_data_parallel_processes_equal_one_process(demo_boxes: Path, tmp_path: Path, tiny_vlm: Any) -> None:
+    import subprocess
+    import sys
+
+    model = str(tiny_vlm("qwen2.5-vl"))
+    args = ["gen-cot", str(demo_boxes), "--engine", "hf", "--model", model, "--n", "2", "--max-turns", "2"]
+    args += ["--max-tokens", "8", "--shard-size", "2", "--limit", "4"]
+    for name, extra in (("one", []), ("dp", ["--dp", "2"])):
+        r = subprocess.run(
+            [sys.executable, "-m", "hoidata", *args, *extra, "--out", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+    assert read_manifest(tmp_path / "dp").counts == read_manifest(tmp_path / "one").counts
+    assert read_table(tmp_path / "dp").to_pylist() == read_table(tmp_path / "one").to_pylist()

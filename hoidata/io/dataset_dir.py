@@ -13,6 +13,7 @@ records they cover, so a resumed run equals an uninterrupted one.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_fea
 MANIFEST = "manifest.json"
 REJECTS = "rejects.parquet"
 WORK = ".work"
+FINISH_LOCK = "finish.lock"
 
 
 @dataclass
@@ -73,7 +75,11 @@ class StageRun:
         split: str,
         num_shards: int,
         overwrite: bool = False,
+        shared: bool = False,
     ) -> None:
+        """``shared``: several processes (``--shard i/N``) write disjoint shards of this one
+        directory at once, so none may delete another's half-written files; whichever finds every
+        shard done claims the finish (:meth:`claim_finish`)."""
         self.out = Path(out_dir)
         self.stage, self.config, self.fingerprint = stage, config, input_fingerprint
         self.features, self.split, self.num_shards = features, split, num_shards
@@ -111,9 +117,11 @@ class StageRun:
                 )
         (self.out / "data").mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
-        for d in (self.out / "data", self.work):  # half-written files of an interrupted run
-            for tmp in d.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+        if not shared:  # half-written files of an interrupted run, and a finish it never made
+            for d in (self.out / "data", self.work):
+                for tmp in d.glob(".*.tmp"):
+                    tmp.unlink(missing_ok=True)
+            (self.work / FINISH_LOCK).unlink(missing_ok=True)
         write_json_atomic(self.work / "state.json", state)
 
     def _is_empty(self) -> bool:
@@ -147,6 +155,17 @@ class StageRun:
 
     def is_done(self, i: int) -> bool:
         return self.shard_path(i).is_file() and self._rejects_path(i).is_file()
+
+    def all_done(self) -> bool:
+        return all(self.is_done(i) for i in range(self.num_shards))
+
+    def claim_finish(self) -> bool:
+        """True for exactly one of several processes sharing this directory (the one to finish)."""
+        try:
+            os.close(os.open(self.work / FINISH_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
     def write_shard(self, i: int, table: pa.Table, rejects: pa.Table) -> None:
         """Rejects first, then the shard: the shard's rename is the commit point."""

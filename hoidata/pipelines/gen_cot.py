@@ -5,7 +5,8 @@ SFT dataset as it is), told to think, use the tools and answer. Each shard of ``
 prompts runs the multi-turn loop as one wave per turn and is written atomically: a killed run
 resumes at the first unfinished shard, and seeds follow the sample (not the batch or the shard
 layout), so the rerun writes what an uninterrupted run would have. ``--shard i/N`` runs every
-N-th shard into its own directory, for several machines.
+N-th shard, i first, into the same directory: several processes or machines (a shared file system)
+fill one dataset, and whichever finds every shard written finishes it.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ COT_INSTRUCTION = (
 
 @dataclass
 class GenCotConfig:
-    """What decides a generation run; recorded in the manifest (``threads`` aside: it changes speed,
-    not the result, so a resumed run may use another value)."""
+    """What decides a generation run; recorded in the manifest (``threads`` and ``shard`` aside: they
+    change speed, not the result, so the processes of one run and a resumed run may differ in them)."""
 
     engine: str = "hf"
     model: str = ""
@@ -67,15 +68,18 @@ def gen_cot(
     *,
     overwrite: bool = False,
     progress: bool = True,
-) -> Manifest:
+) -> Manifest | None:
     """Roll out every prompt ``cfg.n`` times and write one row per rollout; ``engine`` is built only
-    when some shard is left to run (a finished run loads no model)."""
+    when some shard is left to run (a finished run loads no model). Returns the manifest, or None
+    when this process ran its shards and others are still to come (``--shard i/N``)."""
     start = time.perf_counter()
-    index, count = _parse_shard(cfg.shard)
+    index, count = parse_shard(cfg.shard)
     samples, profile, root = _prompts(Path(input_dir), cfg)
     chunks = [samples[i : i + cfg.shard_size] for i in range(0, len(samples), cfg.shard_size)] or [[]]
     mine = list(range(index, len(chunks), count))
-    config = {k: v for k, v in asdict(cfg).items() if k != "threads"} | {
+    if count > 1 and overwrite:
+        raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
+    config = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "shard")} | {
         "input": str(Path(input_dir).resolve()),
         "images": root,
         "profile": profile.name,
@@ -91,24 +95,29 @@ def gen_cot(
         features=gen_features(decode_images=True),
         schema=GEN_SCHEMA,
         split="train",
-        num_shards=len(mine),
+        num_shards=len(chunks),
         overwrite=overwrite,
+        shared=count > 1,
     )
-    todo = [k for k in range(len(mine)) if not run.is_done(k)]
+    todo = [k for k in mine if not run.is_done(k)]
     live = engine() if todo else None
-    bar = _bar(sum(len(chunks[mine[k]]) for k in todo), progress)
+    bar = _bar(sum(len(chunks[k]) for k in todo), progress)
     tokens = 0
     for k in todo:
-        table, rejects, used = _shard(chunks[mine[k]], live, profile, cfg, root)
+        table, rejects, used = _shard(chunks[k], live, profile, cfg, root)
         run.write_shard(k, table, rejects)
         tokens += used
         if bar is not None:
-            bar.update(len(chunks[mine[k]]))
+            bar.update(len(chunks[k]))
             bar.set_postfix(tokens_per_s=f"{tokens / max(bar.format_dict['elapsed'], 1e-9):.0f}")
     if bar is not None:
         bar.close()
-    records_in = sum(len(chunks[c]) for c in mine)
-    rejected = sum(pq.read_metadata(run.work / f"rejects-{k:05d}.parquet").num_rows for k in range(len(mine)))
+    if not run.all_done() or (count > 1 and not run.claim_finish()):
+        return None
+    records_in = len(samples)
+    rejected = sum(
+        pq.read_metadata(run.work / f"rejects-{k:05d}.parquet").num_rows for k in range(len(chunks))
+    )
     return run.finish(
         records_in, started=start, records_out=records_in - rejected, profile=profile.describe()
     )
@@ -213,7 +222,7 @@ def _tools() -> list[dict[str, Any]]:
     return tool_schemas()
 
 
-def _parse_shard(spec: str) -> tuple[int, int]:
+def parse_shard(spec: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
