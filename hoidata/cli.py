@@ -6,7 +6,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -386,6 +386,54 @@ class EngineName(StrEnum):
     hf = "hf"
 
 
+ModelOpt = Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)]
+EngineOpt = Annotated[EngineName, typer.Option(help="Generation engine.")]
+BaseUrl = Annotated[
+    str | None, typer.Option(help="openai: the server, e.g. http://127.0.0.1:8000/v1.", show_default=False)
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        envvar="OPENAI_API_KEY", help="openai: API key (local servers need none).", show_default=False
+    ),
+]
+Tp = Annotated[int, typer.Option("--tp", help="vllm: tensor-parallel GPUs per engine.")]
+
+
+def _engine_factory(
+    engine: EngineName,
+    model: str,
+    family: str | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    base_url: str | None,
+    api_key: str | None,
+    tp: int,
+    *,
+    seed: int = 0,
+    concurrency: int = 32,
+) -> Any:
+    """A zero-argument engine constructor (the model loads only if there is work), checked now."""
+    from hoidata.engines import get_engine
+
+    options: dict[str, object]
+    if engine is EngineName.openai:
+        if not base_url:
+            raise HoidataError("--engine openai needs --base-url")
+        options = {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
+    elif engine is EngineName.vllm:  # the pixel budget of the data, so vLLM sees what training sees
+        options = {
+            "family": family,
+            "tp": tp,
+            "seed": seed,
+            "min_pixels": min_pixels,
+            "max_pixels": max_pixels,
+        }
+    else:
+        options = {"family": family}
+    return lambda: get_engine(engine.value, model, **options)
+
+
 class CotTask(StrEnum):
     referring = "referring"
     grounding = "grounding"
@@ -409,20 +457,12 @@ class CotTask(StrEnum):
 def gen_cot_cmd(
     input_dir: InputDir,
     out: Out,
-    model: Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)],
-    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.vllm,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="openai: the server, e.g. http://127.0.0.1:8000/v1.", show_default=False),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            envvar="OPENAI_API_KEY", help="openai: API key (local servers need none).", show_default=False
-        ),
-    ] = None,
+    model: ModelOpt,
+    engine: EngineOpt = EngineName.vllm,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
-    tp: Annotated[int, typer.Option("--tp", help="vllm: tensor-parallel GPUs per engine.")] = 1,
+    tp: Tp = 1,
     task: Annotated[
         CotTask, typer.Option(help="Which build-sft questions to ask (boxes input).")
     ] = CotTask.referring,
@@ -446,11 +486,22 @@ def gen_cot_cmd(
     if dp > 1:
         _gen_cot_data_parallel(dp, tp if engine is EngineName.vllm else 0, shard, out)
         return
-    from hoidata.engines import get_engine
+    from hoidata.io import read_manifest
     from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
-    if engine is EngineName.openai and not base_url:
-        raise HoidataError("--engine openai needs --base-url")
+    spec = read_manifest(input_dir).config.get("profile_spec") or {}
+    factory = _engine_factory(
+        engine,
+        model,
+        spec.get("name"),
+        spec.get("min_pixels"),
+        spec.get("max_pixels"),
+        base_url,
+        api_key,
+        tp,
+        seed=seed,
+        concurrency=concurrency,
+    )
     cfg = GenCotConfig(
         engine=engine.value,
         model=model,
@@ -465,18 +516,7 @@ def gen_cot_cmd(
         shard=shard,
         limit=limit,
     )
-    from hoidata.io import read_manifest
-
-    spec = read_manifest(input_dir).config.get("profile_spec") or {}
-    options: dict[str, object]
-    if engine is EngineName.openai:
-        options = {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
-    elif engine is EngineName.vllm:  # the dataset's pixel budget, so vLLM sees what training sees
-        budget = {"min_pixels": spec.get("min_pixels"), "max_pixels": spec.get("max_pixels")}
-        options = {"family": spec.get("name"), "tp": tp, "seed": seed, **budget}
-    else:
-        options = {"family": spec.get("name")}
-    manifest = gen_cot(input_dir, out, cfg, lambda: get_engine(engine.value, model, **options))
+    manifest = gen_cot(input_dir, out, cfg, factory, overwrite=overwrite)
     if manifest is None:
         typer.echo(f"shard {shard} written to {out}; the dataset completes when every shard has run")
     else:
@@ -539,16 +579,14 @@ def _without_options(argv: list[str], drop: dict[str, int]) -> list[str]:
 def predict(
     input_dir: InputDir,
     out: Out,
-    model: Annotated[str, typer.Option(help="Model name or local checkpoint.", show_default=False)],
+    model: ModelOpt,
     profile: Annotated[
         ProfileName, typer.Option(help="How the model writes boxes and answers.")
     ] = ProfileName.qwen2_5_vl,
-    engine: Annotated[EngineName, typer.Option(help="Generation engine.")] = EngineName.vllm,
-    base_url: Annotated[str | None, typer.Option(help="openai: the server.", show_default=False)] = None,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai: API key.", show_default=False)
-    ] = None,
-    tp: Annotated[int, typer.Option("--tp", help="vllm: tensor-parallel GPUs.")] = 1,
+    engine: EngineOpt = EngineName.vllm,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    tp: Tp = 1,
     min_pixels: Annotated[int | None, typer.Option(help="Pixel budget (default: the profile's).")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Pixel budget (default: the profile's).")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 1024,
@@ -556,14 +594,14 @@ def predict(
     overwrite: Overwrite = False,
 ) -> None:
     """Ask a model for every HOI in every image of a canonical dataset; write predictions for `eval hico`."""
-    from hoidata.engines import get_engine
     from hoidata.pipelines.predict import PredictConfig
     from hoidata.pipelines.predict import predict as run_predict
     from hoidata.profiles import get_profile
 
-    if engine is EngineName.openai and not base_url:
-        raise HoidataError("--engine openai needs --base-url")
     budget = get_profile(profile.value, min_pixels, max_pixels)
+    factory = _engine_factory(
+        engine, model, profile.value, budget.min_pixels, budget.max_pixels, base_url, api_key, tp
+    )
     cfg = PredictConfig(
         engine=engine.value,
         model=model,
@@ -573,20 +611,7 @@ def predict(
         temperature=temperature,
         max_tokens=max_tokens,
     )
-    options: dict[str, object]
-    if engine is EngineName.openai:
-        options = {"base_url": base_url, "api_key": api_key}
-    elif engine is EngineName.vllm:
-        pixels = {"min_pixels": budget.min_pixels, "max_pixels": budget.max_pixels}
-        options = {"family": profile.value, "tp": tp, **pixels}
-    else:
-        options = {"family": profile.value}
-    _print_summary(
-        run_predict(
-            input_dir, out, cfg, lambda: get_engine(engine.value, model, **options), overwrite=overwrite
-        ),
-        out,
-    )
+    _print_summary(run_predict(input_dir, out, cfg, factory, overwrite=overwrite), out)
 
 
 train_app = typer.Typer(

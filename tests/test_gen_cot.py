@@ -179,3 +179,9 @@ def test_data_parallel_processes_equal_one_process(demo_boxes: Path, tmp_path: P
         assert r.returncode == 0, r.stderr
     assert read_manifest(tmp_path / "dp").counts == read_manifest(tmp_path / "one").counts
     assert read_table(tmp_path / "dp").to_pylist() == read_table(tmp_path / "one").to_pylist()
+    # a finished run is refused, and --overwrite redoes it
+    command = [sys.executable, "-m", "hoidata", *args, "--out", str(tmp_path / "one")]
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "already complete" in again.stderr
+    redo = subprocess.run([*command, "--overwrite"], capture_output=True, text=True)
+    assert redo.returncode == 0, redo.stderr

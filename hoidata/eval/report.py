@@ -87,27 +87,12 @@ class HicoReport:
         title = f"HICO-DET mAP — variant {self.protocol.name}, setting {self.setting}"
         if self.zero_shot:
             title += f", zero-shot {self.zero_shot}"
-        lines = [title]
         groups = [("Full", "full"), ("Rare", "rare"), ("Non-Rare", "non_rare")]
         if self.zero_shot:
             groups += [("Seen", "seen"), ("Unseen", "unseen")]
-        lines.append(f"  {'group':<10}{'mAP %':>10}{'classes':>10}")
-        for label, key in groups:
-            value = self.map.get(key)
-            shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
-            lines.append(f"  {label:<10}{shown}{self._group_size(key):>10}")
-        c = self.counts
-        lines.append(
-            f"  {c['evaluated']:,} of {c['predictions']:,} predictions evaluated on {c['images']:,} images "
-            f"({c['gt_pairs']:,} ground-truth pairs)"
+        return map_table(
+            title, [(label, self.map.get(key), self._group_size(key)) for label, key in groups], self
         )
-        for reason, n in {**self.invalid, **self.dropped}.items():
-            lines.append(f"  set aside: {n:,} {reason}")
-        if self.unmatched_samples:
-            lines.append(f"  {len(self.unmatched_samples):,} predicted images are not in the ground truth")
-        lines.append(f"  ranking: {self.ranking}")
-        lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
 
     def _group_size(self, key: str) -> int:
         return int(self._group(key).sum())
@@ -185,3 +170,25 @@ def summarise(
         unseen=taxonomy.flags[zero_shot] if zero_shot else None,
         notes=notes,
     )
+
+
+def map_table(title: str, groups: list[tuple[str, float | None, int]], report: Any) -> str:
+    """The console summary of an mAP report: one row per class group (AP in percent, as papers
+    print it), then what was evaluated and set aside, the ranking rule and the notes. ``report``
+    has ``counts``, ``invalid``, ``dropped``, ``unmatched_samples``, ``ranking`` and ``notes``."""
+    lines = [title, f"  {'group':<10}{'mAP %':>10}{'classes':>10}"]
+    for label, value, size in groups:
+        shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
+        lines.append(f"  {label:<10}{shown}{size:>10}")
+    c = report.counts
+    lines.append(
+        f"  {c['evaluated']:,} of {c['predictions']:,} predictions evaluated on {c['images']:,} images "
+        f"({c['gt_pairs']:,} ground-truth pairs)"
+    )
+    for reason, n in {**report.invalid, **report.dropped}.items():
+        lines.append(f"  set aside: {n:,} {reason}")
+    if report.unmatched_samples:
+        lines.append(f"  {len(report.unmatched_samples):,} predicted images are not in the ground truth")
+    lines.append(f"  ranking: {report.ranking}")
+    lines.extend(f"  note: {n}" for n in report.notes)
+    return "\n".join(lines)

@@ -48,6 +48,7 @@ from hoidata.eval.groundtruth import GroundTruth, load_ground_truth
 from hoidata.eval.hico import average_precision, match
 from hoidata.eval.predictions import Detections, read_predictions, to_detections
 from hoidata.eval.protocol import THRESHOLDS, HicoProtocol
+from hoidata.eval.report import map_table
 from hoidata.io.files import write_json_atomic
 from hoidata.schemas.taxonomy import Taxonomy, swig_hoi
 
@@ -269,24 +270,10 @@ class SwigReport:
     def format_table(self) -> str:
         """The console summary, AP in percent as papers print it."""
         full = "evaluation minus novel" if self.protocol.full == "known" else "all evaluation classes"
-        lines = [f"SWIG-HOI mAP — variant {self.protocol.name} (Full = {full})"]
-        lines.append(f"  {'group':<10}{'mAP %':>10}{'classes':>10}")
-        for label, key in (("Full", "full"), ("Rare", "rare"), ("Non-rare", "non_rare"), ("Novel", "novel")):
-            value = self.map.get(key)
-            shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
-            lines.append(f"  {label:<10}{shown}{int(self.group(key).sum()):>10}")
-        c = self.counts
-        lines.append(
-            f"  {c['evaluated']:,} of {c['predictions']:,} predictions evaluated on {c['images']:,} images "
-            f"({c['gt_pairs']:,} ground-truth pairs)"
-        )
-        for reason, n in {**self.invalid, **self.dropped}.items():
-            lines.append(f"  set aside: {n:,} {reason}")
-        if self.unmatched_samples:
-            lines.append(f"  {len(self.unmatched_samples):,} predicted images are not in the ground truth")
-        lines.append(f"  ranking: {self.ranking}")
-        lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        title = f"SWIG-HOI mAP — variant {self.protocol.name} (Full = {full})"
+        groups = (("Full", "full"), ("Rare", "rare"), ("Non-rare", "non_rare"), ("Novel", "novel"))
+        rows = [(label, self.map.get(key), int(self.group(key).sum())) for label, key in groups]
+        return map_table(title, rows, self)
 
 
 def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
