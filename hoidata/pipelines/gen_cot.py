@@ -74,7 +74,7 @@ def gen_cot(
     when this process ran its shards and others are still to come (``--shard i/N``)."""
     start = time.perf_counter()
     index, count = parse_shard(cfg.shard)
-    samples, profile, root = _prompts(Path(input_dir), cfg)
+    samples, profile, root = prompt_rows(Path(input_dir), cfg.task, cfg.limit)
     chunks = [samples[i : i + cfg.shard_size] for i in range(0, len(samples), cfg.shard_size)] or [[]]
     mine = list(range(index, len(chunks), count))
     if count > 1 and overwrite:
@@ -174,15 +174,16 @@ def _shard(
     return pa.Table.from_pylist(out, GEN_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA), used
 
 
+def question(sample: dict[str, Any]) -> str:
+    """A sample's question with the think / tools / answer instruction."""
+    user = next(m for m in sample["messages"] if m["role"] == "user")
+    text = next(b["text"] for b in user["content"] if b["type"] == "text")
+    return f"{text}\n{COT_INSTRUCTION}"
+
+
 def _prompt(sample: dict[str, Any], image: Image.Image) -> tuple[list[dict], list[dict]]:
     """The stored prompt (image placeholder) and the one sent (PIL image), with the instruction."""
-    user = next(m for m in sample["messages"] if m["role"] == "user")
-    stored = []
-    for b in user["content"]:
-        if b["type"] == "text":
-            stored.append({"type": "text", "text": f"{b['text']}\n{COT_INSTRUCTION}"})
-        else:
-            stored.append({"type": "image", "text": None})
+    stored = [{"type": "image", "text": None}, {"type": "text", "text": question(sample)}]
     shown = [
         {"type": "image", "image": image} if b["type"] == "image" else {"type": "text", "text": b["text"]}
         for b in stored
@@ -190,8 +191,12 @@ def _prompt(sample: dict[str, Any], image: Image.Image) -> tuple[list[dict], lis
     return [{"role": "user", "content": stored, "tool_calls": None}], [{"role": "user", "content": shown}]
 
 
-def _prompts(input_dir: Path, cfg: GenCotConfig) -> tuple[list[dict[str, Any]], Profile, str | None]:
-    """SFT rows to take prompts from: an SFT dataset as is, or build-sft's questions on a boxes one."""
+def prompt_rows(
+    input_dir: Path, task: str, limit: int | None = None
+) -> tuple[list[dict[str, Any]], Profile, str | None]:
+    """SFT rows to take prompts from: an SFT dataset as is, or build-sft's questions on a boxes one
+    (shared by generation and GRPO, so both ask the same questions). Returns the rows, the
+    dataset's profile and its image root."""
     manifest = read_manifest(input_dir)
     spec = manifest.config.get("profile_spec")
     if manifest.stage not in ("boxes", "build-sft") or not spec:
@@ -206,14 +211,14 @@ def _prompts(input_dir: Path, cfg: GenCotConfig) -> tuple[list[dict[str, Any]], 
     else:
         from hoidata.pipelines.build_sft import BuildSftConfig, build_table
 
-        if cfg.task == "cof":
+        if task == "cof":
             raise HoidataError(
                 "--task cof writes answers with a crop; ask referring or spatial questions instead"
             )
         mode = "embed" if manifest.config.get("embed_images") else "path"
-        table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=cfg.task), mode, root)
+        table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=task), mode, root)
     rows = table.to_pylist()
-    return (rows if cfg.limit is None else rows[: cfg.limit]), profile, root
+    return (rows if limit is None else rows[:limit]), profile, root
 
 
 def _tools() -> list[dict[str, Any]]:

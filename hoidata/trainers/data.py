@@ -68,46 +68,31 @@ def _one(method: str, path: str, task: str, resize_to: Profile | None) -> Any:
 
     stage = read_manifest(p).stage
     if method == "grpo" and stage in ("boxes", "build-sft"):
-        return _grpo_prompts(p, stage, task, resize_to)
+        return _grpo_prompts(p, task, resize_to)
     return open_dataset(p)
 
 
-def _grpo_prompts(path: Path, stage: str, task: str, resize_to: Profile | None) -> Any:
-    """Questions with the think/tools/answer instruction, and the ground truth the rewards need."""
+def _grpo_prompts(path: Path, task: str, resize_to: Profile | None) -> Any:
+    """The questions gen-cot asks, and the ground truth the rewards need."""
     import datasets
 
-    from hoidata.io import read_manifest, read_table
     from hoidata.io.images import open_image
-    from hoidata.pipelines.gen_cot import COT_INSTRUCTION
+    from hoidata.pipelines.gen_cot import prompt_rows, question
 
-    manifest = read_manifest(path)
-    root = manifest.config.get("images")
-    if stage == "boxes":
-        from hoidata.pipelines.build_sft import BuildSftConfig, build_table
-        from hoidata.profiles import get_profile
-
-        spec = manifest.config["profile_spec"]
-        profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
-        mode = "embed" if manifest.config.get("embed_images") else "path"
-        table, _ = build_table(read_table(path), profile, BuildSftConfig(task=task), mode, root)
-    else:
-        table = read_table(path)
-
-    def rows() -> Any:
-        for r in table.to_pylist():
-            user = next(m for m in r["messages"] if m["role"] == "user")
-            question = next(b["text"] for b in user["content"] if b["type"] == "text")
-            yield {
-                "sample_id": r["sample_id"],
-                "prompt": [{"role": "user", "content": f"{question}\n{COT_INSTRUCTION}"}],
-                "images": [_sized(open_image(r["images"][0], root), resize_to)],
-                "pairs": r["pairs"],
-                "task": r["task"],
-                "width": r["width"],
-                "height": r["height"],
-            }
-
-    return datasets.Dataset.from_list(list(rows()))
+    samples, _, root = prompt_rows(path, task)
+    rows = [
+        {
+            "sample_id": r["sample_id"],
+            "prompt": [{"role": "user", "content": question(r)}],
+            "images": [_sized(open_image(r["images"][0], root), resize_to)],
+            "pairs": r["pairs"],
+            "task": r["task"],
+            "width": r["width"],
+            "height": r["height"],
+        }
+        for r in samples
+    ]
+    return datasets.Dataset.from_list(rows)
 
 
 def _sized(image: Any, profile: Profile | None) -> Any:
