@@ -257,7 +257,6 @@ def _names(column: pa.Array) -> pa.StringArray:
 @lru_cache(maxsize=65536)
 def _name(text: str | None) -> str | None:
     """The scalar :func:`_names`, for verbs split out of free text."""
-    if not text:
-        return None
-    name = "_".join(text.strip().lower().split())
-    return name or None
+    from hoidata.profiles.profile import taxonomy_name
+
+    return taxonomy_name(text) or None if text else None
