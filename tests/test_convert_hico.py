@@ -128,3 +128,94 @@ def test_open_dataset_resolves_image_root(tmp_path: Path) -> None:
     ds = open_dataset(out)
     assert isinstance(ds[0]["image"], Image.Image)
     assert ds[0]["image"].size == (ds[0]["width"], ds[0]["height"])
+
+
+def _upt_doc() -> dict:
+    box = [1.0, 2, 30, 40]
+    return {
+        "annotation": [
+            {
+                "boxes_h": [box, [5, 5, 50, 50]],
+                "boxes_o": [[3, 3, 9, 9], box],
+                "hoi": [245, 245],
+                "object": [8, 8],
+                "verb": [87, 87],
+            },
+            {"boxes_h": [], "boxes_o": [], "hoi": [], "object": [], "verb": []},
+        ],
+        "filenames": ["a.jpg", "sub.dir/b"],
+        "size": [[100, 100], [64, 48]],
+    }
+
+
+def _edit(path: list, value: object) -> str:
+    doc = _upt_doc()
+    *parents, last = path
+    target = doc
+    for key in parents:
+        target = target[key]
+    if value is _DROP:
+        del target[last]
+    else:
+        target[last] = value
+    return json.dumps(doc)
+
+
+_DROP = object()
+UPT_VARIANTS = {
+    "well formed": json.dumps(_upt_doc()),
+    "pretty printed": json.dumps(_upt_doc(), indent=2),
+    "no size": _edit(["size"], _DROP),
+    "string in a box": _edit(["annotation", 0, "boxes_h", 0, 0], "1"),
+    "boolean in a box": _edit(["annotation", 0, "boxes_o", 1, 0], True),
+    "box of 3": _edit(["annotation", 0, "boxes_o", 1], [1, 2, 3]),
+    "NaN in a box": json.dumps(_upt_doc()).replace("1.0", "NaN", 1),
+    "float HOI id": _edit(["annotation", 0, "hoi", 0], 245.0),
+    "string verb": _edit(["annotation", 0, "verb", 1], "87"),
+    "HOI id beyond int64": json.dumps(_upt_doc()).replace("245", "1180591620717411303424", 1),
+    "HOI id outside 600": _edit(["annotation", 0, "hoi", 0], 600),
+    "null file name": _edit(["filenames", 0], None),
+    "empty file name": _edit(["filenames", 1], ""),
+    "float size": _edit(["size", 1], [64.0, 48]),
+    "size of 3": _edit(["size", 1], [64, 48, 3]),
+    "zero size": _edit(["size", 0], [0, 100]),
+    "unequal lists": _edit(["annotation", 0, "verb"], [87]),
+    "record not an object": _edit(["annotation", 1], [1]),
+    "file names not a list": _edit(["filenames"], "a.jpg"),
+}
+
+
+@pytest.mark.parametrize("variant", UPT_VARIANTS)
+def test_upt_arrow_reader_agrees_with_the_record_reader(variant: str, tmp_path: Path) -> None:
+    """The Arrow fast path either declines a file or reads exactly what the record-by-record reader reads."""
+    from hoidata.schemas.boxes import BoxOrigin
+    from hoidata.sources.base import read_json
+    from hoidata.sources.hico import read_upt, read_upt_arrow
+
+    path = tmp_path / "upt.json"
+    path.write_text(UPT_VARIANTS[variant])
+    fast = read_upt_arrow(path, BoxOrigin.ONE_BASED)
+    regular = variant in {"well formed", "pretty printed", "no size", "HOI id outside 600"}
+    assert (fast is not None) == regular
+    if fast is None:
+        return
+    slow = read_upt(path, read_json(path), BoxOrigin.ONE_BASED)
+    for name in ("file_names", "keys", "errors"):
+        assert [str(x) for x in getattr(fast, name)] == [str(x) for x in getattr(slow, name)], name
+    for name in (
+        "widths",
+        "heights",
+        "inst_offsets",
+        "boxes",
+        "labels",
+        "pair_offsets",
+        "subjects",
+        "objects",
+        "verbs",
+        "hois",
+    ):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
+    # the rejected record's text: the same values (Arrow writes the boxes' integers as floats)
+    assert [json.loads(fast.raw(i)) for i in range(len(fast))] == [
+        json.loads(slow.raw(i)) for i in range(len(slow))
+    ]

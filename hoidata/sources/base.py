@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
@@ -77,8 +79,8 @@ class SourceBatch:
         return len(self.file_names)
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, turning every failure into one line that names the file."""
+def read_bytes(path: Path) -> bytes:
+    """A JSON file's bytes without a byte order mark; a missing, unreadable or empty file is one line."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -91,6 +93,12 @@ def read_json(path: Path) -> Any:
         data = data[3:]
     if not data.strip():
         raise HoidataError("the file is empty, expected JSON", file=str(path))
+    return data
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, turning every failure into one line that names the file."""
+    data = read_bytes(path)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -155,7 +163,10 @@ def is_box(v: Any) -> bool:
     return isinstance(v, list) and len(v) == 4 and all(is_number(x) for x in v)
 
 
-def sample_key(file_name: str) -> str:
-    """The stable part of a sample id: the file name without its extension."""
-    stem, dot, ext = file_name.rpartition(".")
-    return stem if dot and "/" not in ext else file_name
+def sample_keys(file_names: list[str]) -> list[str]:
+    """The stable part of each sample id: the file name without its last extension (``a.b/c`` has
+    none); a record without a name gets ``#<index>``. One Arrow call, not a Python loop."""
+    keys = pc.replace_substring_regex(pa.array(file_names, pa.string()), r"\.[^./]*$", "").to_pylist()
+    if "" not in file_names:
+        return keys
+    return [k if f else f"#{i}" for i, (k, f) in enumerate(zip(keys, file_names, strict=True))]

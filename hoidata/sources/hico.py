@@ -9,12 +9,17 @@ Box origin defaults (``--box-origin`` overrides; see docs/formats in the README)
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
@@ -26,8 +31,9 @@ from hoidata.sources.base import (
     is_box,
     is_int,
     offsets_from_counts,
+    read_bytes,
     read_json,
-    sample_key,
+    sample_keys,
 )
 from hoidata.sources.records import RecordLayout, flatten_records
 
@@ -88,6 +94,10 @@ def read_hico(
         from hoidata.sources.hico_mat import read_mat
 
         return read_mat(path, split, box_origin or DEFAULT_ORIGIN["mat"])
+    if layout in (None, "upt"):
+        fast = read_upt_arrow(path, BoxOrigin(box_origin or DEFAULT_ORIGIN["upt"]))
+        if fast is not None:
+            return fast
     data = read_json(path)
     layout = layout or detect_layout(path, data)
     if layout not in LAYOUTS:
@@ -139,7 +149,7 @@ def read_ppdm(path: Path, data: Any, origin: BoxOrigin, origin_given: bool = Tru
         layout="ppdm",
         box_origin=origin,
         file_names=file_names,
-        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(file_names)],
+        keys=sample_keys(file_names),
         widths=widths,
         heights=heights,
         errors=errors,
@@ -225,6 +235,29 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
     original_names = names
     if any(errors):
         names = [f if isinstance(f, str) else "" for f in names]
+
+    def raw(i: int) -> str:
+        return dumps(
+            {
+                "filename": original_names[i],
+                "annotation": anns[i],
+                "size": sizes[i] if sizes is not None else None,
+            }
+        )
+
+    return _upt_batch(path, origin, names, errors, pairs, size_arr, raw)
+
+
+def _upt_batch(
+    path: Path,
+    origin: BoxOrigin,
+    names: list[str],
+    errors: list[RecordError | None],
+    pairs: tuple[np.ndarray, ...],
+    size_arr: np.ndarray,
+    raw: Callable[[int], str],
+) -> SourceBatch:
+    """Per-pair UPT columns → instances and interactions, whichever parser read them."""
     pair_offsets = pairs[0]
     for k in np.flatnonzero(pairs[5] < 0).tolist():  # every UPT pair carries its HOI id
         i = int(np.searchsorted(pair_offsets, k, side="right") - 1)
@@ -244,22 +277,13 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
         i = int(np.searchsorted(pair_offsets, pair, side="right") - 1)
         return f"annotation.{name}[{pair - pair_offsets[i]}]"
 
-    def raw(i: int) -> str:
-        return dumps(
-            {
-                "filename": original_names[i],
-                "annotation": anns[i],
-                "size": sizes[i] if sizes is not None else None,
-            }
-        )
-
     return SourceBatch(
         source="hico-det",
         source_file=str(path),
         layout="upt",
         box_origin=origin,
         file_names=names,
-        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(names)],
+        keys=sample_keys(names),
         widths=size_arr[:, 0].copy(),
         heights=size_arr[:, 1].copy(),
         errors=errors,
@@ -270,6 +294,105 @@ def read_upt(path: Path, data: dict[str, Any], origin: BoxOrigin) -> SourceBatch
         item_field=item_field,
         **batch_arrays,
     )
+
+
+_BOXES = pa.list_(pa.list_(pa.float64()))
+_IDS = pa.list_(pa.int64())
+UPT_ARROW_SCHEMA = pa.schema(
+    [
+        ("filenames", pa.list_(pa.string())),
+        ("size", pa.list_(pa.list_(pa.int64()))),
+        (
+            "annotation",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("boxes_h", _BOXES),
+                        ("boxes_o", _BOXES),
+                        ("hoi", _IDS),
+                        ("object", _IDS),
+                        ("verb", _IDS),
+                    ]
+                )
+            ),
+        ),
+    ]
+)
+
+
+def read_upt_arrow(path: Path, origin: BoxOrigin) -> SourceBatch | None:
+    """A well-formed UPT file parsed by Arrow's C++ JSON reader, with no Python object per number.
+
+    Anything irregular (a null, a string where a number belongs, a box of 3 numbers, lists of unequal
+    length, not a UPT dict at all) returns None, and the record-by-record reader finds and names it.
+    """
+    data = read_bytes(path)
+    if not re.match(rb"\s*\{", data):
+        return None
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(data),
+            read_options=pa_json.ReadOptions(block_size=len(data) + 1),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=UPT_ARROW_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=True
+            ),
+        ).combine_chunks()
+    except (pa.ArrowException, OverflowError):
+        return None
+    names_col, size_col, ann_col = (table.column(k).chunk(0) for k in ("filenames", "size", "annotation"))
+    if table.num_rows != 1 or names_col.null_count or ann_col.null_count:
+        return None
+    records = ann_col.flatten()
+    n = len(records)
+    names = names_col.flatten()
+    if (
+        records.null_count
+        or len(names) != n
+        or names.null_count
+        or not (pc.utf8_length(names).to_numpy() > 0).all()
+    ):
+        return None
+    fields = dict(zip(("boxes_h", "boxes_o", "hoi", "object", "verb"), records.flatten(), strict=True))
+    counts = fields["hoi"].value_lengths()
+    for col in fields.values():
+        if col.null_count or col.flatten().null_count or not col.value_lengths().equals(counts):
+            return None
+    boxes = {}
+    for key in ("boxes_h", "boxes_o"):
+        per_pair = fields[key].flatten()
+        values = per_pair.flatten()
+        if (
+            len(values) != 4 * len(per_pair)
+            or values.null_count
+            or (per_pair.value_lengths().to_numpy() != 4).any()
+        ):
+            return None
+        boxes[key] = values.to_numpy().reshape(-1, 4)
+        if not np.isfinite(boxes[key]).all():  # Arrow reads NaN and Infinity, which JSON forbids
+            return None
+    if size_col.null_count:
+        size_arr, sizes = np.full((n, 2), -1, dtype=np.int64), None
+    else:
+        sizes = size_col.flatten()
+        flat = sizes.flatten()
+        if len(sizes) != n or sizes.null_count or flat.null_count or len(flat) != 2 * n:
+            return None
+        if (sizes.value_lengths().to_numpy() != 2).any() or (flat.to_numpy() <= 0).any():
+            return None
+        size_arr = flat.to_numpy().reshape(n, 2)
+    pairs = (
+        offsets_from_counts(counts.to_numpy(zero_copy_only=False)),
+        boxes["boxes_h"],
+        boxes["boxes_o"],
+        *(fields[k].flatten().to_numpy() for k in ("object", "verb", "hoi")),
+    )
+    file_names = names.to_pylist()
+
+    def raw(i: int) -> str:
+        size = sizes[i].as_py() if sizes is not None else None
+        return dumps({"filename": file_names[i], "annotation": records[i].as_py(), "size": size})
+
+    return _upt_batch(path, origin, file_names, [None] * n, pairs, size_arr, raw)
 
 
 def _upt_pairs(anns: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:

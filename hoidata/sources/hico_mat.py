@@ -27,7 +27,7 @@ import numpy as np
 from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
 from hoidata.schemas.taxonomy import hico_det
-from hoidata.sources.base import SourceBatch, dumps, offsets_from_counts, sample_key
+from hoidata.sources.base import SourceBatch, dumps, offsets_from_counts, sample_keys
 from hoidata.sources.hico import instances_from_pairs
 
 SPLIT_VARS = {"train": "bbox_train", "test": "bbox_test"}
@@ -104,7 +104,7 @@ def read_mat(path: Path, split: str, box_origin: BoxOrigin) -> SourceBatch:
         layout="mat",
         box_origin=BoxOrigin(box_origin),
         file_names=names,
-        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(names)],
+        keys=sample_keys(names),
         widths=widths,
         heights=heights,
         errors=errors,

@@ -14,7 +14,7 @@ import numpy as np
 
 from hoidata.errors import HoidataError
 from hoidata.schemas.boxes import BoxOrigin
-from hoidata.sources.base import SourceBatch, dumps, is_int, read_json, sample_key
+from hoidata.sources.base import SourceBatch, dumps, is_int, read_json, sample_keys
 from hoidata.sources.records import RecordLayout, flatten_records
 
 SWIG = RecordLayout(instances="box_annotations", pairs="hoi_annotations", verb="action_id")
@@ -61,7 +61,7 @@ def read_swig(path: Path, box_origin: BoxOrigin | None = None) -> SourceBatch:
         layout="swig",
         box_origin=BoxOrigin(box_origin or DEFAULT_ORIGIN),
         file_names=names,
-        keys=[sample_key(f) if f else f"#{i}" for i, f in enumerate(names)],
+        keys=sample_keys(names),
         widths=dim("width"),
         heights=dim("height"),
         errors=errors,
