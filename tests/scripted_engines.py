@@ -56,13 +56,10 @@ class ZoomThenAnswer:
 
 def true_answers(boxes_dir: Path) -> dict[str, str]:
     from hoidata.pipelines.build_sft import BuildSftConfig, build_table
-    from hoidata.pipelines.gen_cot import COT_INSTRUCTION
+    from hoidata.pipelines.gen_cot import question
     from hoidata.profiles import get_profile
 
     spec = read_manifest(boxes_dir).config["profile_spec"]
     profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
     table, _ = build_table(read_table(boxes_dir), profile, BuildSftConfig(task="referring"), "path", None)
-    return {
-        f"{r['messages'][0]['content'][1]['text']}\n{COT_INSTRUCTION}": r["messages"][1]["content"][0]["text"]
-        for r in table.to_pylist()
-    }
+    return {question(r): r["messages"][1]["content"][0]["text"] for r in table.to_pylist()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,12 @@ def test_filtered_rollouts_train_with_trl(rollouts: dict[str, Path], tmp_path: P
     result = SFTTrainer(model=model, args=args, train_dataset=sft, processing_class=processor).train()
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
 
-    m = filter_prefs(rollouts["direct"], tmp_path / "dpo", FilterPrefsConfig())
+    # rollouts that zoomed: the pair is the first decision (zoom vs a wrong answer), images in the prompt
+    m = filter_prefs(rollouts["zoom"], tmp_path / "dpo", FilterPrefsConfig())
     prefs = open_dataset(tmp_path / "dpo")
     assert len(prefs) > 0 and m.counts["rows"] == len(prefs)
     assert all(c > r for c, r in zip(prefs["chosen_reward"], prefs["rejected_reward"], strict=True))
+    assert any("zoom_in" in json.dumps(c) for c in prefs["chosen"])
     model = AutoModelForImageTextToText.from_pretrained(path)
     args = DPOConfig(output_dir=str(tmp_path / "dpo-run"), max_length=None, **common)
     data = prefs.select_columns(["images", "prompt", "chosen", "rejected"])
@@ -98,8 +101,47 @@ def test_filtered_rollouts_train_with_trl(rollouts: dict[str, Path], tmp_path: P
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
 
 
-def test_prefs_reject_rollouts_with_tool_images(rollouts: dict[str, Path], tmp_path: Path) -> None:
-    m = filter_prefs(rollouts["zoom"], tmp_path / "dpo", FilterPrefsConfig())
-    reasons = [r["reason"] for r in pq.read_table(tmp_path / "dpo" / "rejects.parquet").to_pylist()]
-    assert any(r.startswith("tool turns hold images") for r in reasons)
-    assert m.counts["out"] + m.counts["rejected"] == m.counts["in"]
+def test_prefs_pairs_are_text_after_their_images(rollouts: dict[str, Path], tmp_path: Path) -> None:
+    """Every image of a pair is in its prompt, in the order of the prompt's image blocks."""
+    for name in ("zoom", "direct"):
+        m = filter_prefs(rollouts[name], tmp_path / name, FilterPrefsConfig())
+        assert m.counts["out"] + m.counts["rejected"] == m.counts["in"]
+        assert m.counts["rows"] > 0
+        for row in read_table(tmp_path / name).to_pylist():
+            blocks = [b["type"] for msg in row["prompt"] for b in msg["content"]]
+            assert blocks.count("image") == len(row["images"]) >= 1
+            for side in ("chosen", "rejected"):
+                assert row[side][0]["role"] == "assistant"
+                assert all(b["type"] == "text" for msg in row[side] for b in msg["content"])
+
+
+def _turn(role: str, text: str, image: bool = False, call: dict | None = None) -> dict[str, Any]:
+    content = [{"type": "image", "text": None}] * image + [{"type": "text", "text": text}]
+    return {"role": role, "content": content, "tool_calls": [call] if call else None}
+
+
+def _rollout(answer: str, crop: bytes, reward: float) -> dict[str, Any]:
+    call = {"type": "function", "function": {"name": "zoom_in", "arguments": '{"bbox_2d": [1, 2, 30, 40]}'}}
+    return {
+        "prompt_id": "p",
+        "images": [{"bytes": None, "path": "scene.png"}, {"bytes": crop, "path": None}],
+        "messages": [
+            _turn("user", "What is the person doing?", image=True),
+            _turn("assistant", "<think>Look closer.</think>", call=call),
+            _turn("user", "<tool_response>\nZoomed view.\n</tool_response>", image=True),
+            _turn("assistant", f"<answer>{answer}</answer>"),
+        ],
+        "rewards": {"total": reward},
+    }
+
+
+def test_pair_moves_shared_turns_and_their_crops_into_the_prompt() -> None:
+    from hoidata.pipelines.filter import _pair
+
+    good, bad = _rollout("ride", b"crop", 2.0), _rollout("kick", b"crop", 0.0)
+    pair = _pair(good, bad, "p/0")
+    assert pair is not None
+    assert pair["prompt"] == good["messages"][:3] and pair["images"] == good["images"]
+    assert pair["chosen"] == good["messages"][3:] and pair["rejected"] == bad["messages"][3:]
+    # the same words after a different crop: no text-only completion tells them apart
+    assert _pair(good, _rollout("kick", b"other crop", 0.0), "p/0") is None

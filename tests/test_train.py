@@ -244,6 +244,52 @@ def test_collator_renders_each_sample_with_its_tools(data: dict[str, Any], tiny_
     assert alone in texts  # the plain sample renders as TRL would render it on its own
 
 
+def test_assistant_only_loss_reaches_the_tool_aware_collator(data: dict[str, Any], tiny_vlm: Any) -> None:
+    """``assistant_only_loss`` in a recipe trains on the model's turns only: not on the tool schemas,
+    the question or the tool's answer."""
+    from transformers import AutoProcessor
+
+    from hoidata.io import open_dataset
+    from hoidata.profiles.chat import use_tool_template
+    from hoidata.trainers.collate import ToolAwareCollator
+
+    processor = use_tool_template(AutoProcessor.from_pretrained(tiny_vlm(FAMILY)), FAMILY)
+    cof = open_dataset(data["cof"]).select_columns(["images", "messages", "tools"])
+    sample = next(r for r in cof if r["tools"] and len(r["messages"]) == 4)  # one that zoomed
+    tok = processor.tokenizer
+    every = ToolAwareCollator(processor=processor)([dict(sample)])
+    only = ToolAwareCollator(processor=processor, assistant_only_loss=True)([dict(sample)])
+    trained = tok.decode(only["input_ids"][0][only["labels"][0] != -100])
+    replies = [b["text"] for m in sample["messages"] if m["role"] == "assistant" for b in m["content"]]
+    assert all(reply in trained for reply in replies) and "zoom_in" in trained
+    assert "<tools>" not in trained and "<tool_response>" not in trained
+    assert (only["labels"] != -100).sum() < (every["labels"] != -100).sum()
+
+
+def test_preference_collator_renders_the_rollouts_tools(tiny_vlm: Any) -> None:
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from hoidata.profiles.chat import use_tool_template
+    from hoidata.tools.environment import tool_schemas
+    from hoidata.trainers.collate import ToolAwarePreferenceCollator
+
+    processor = use_tool_template(AutoProcessor.from_pretrained(tiny_vlm(FAMILY)), FAMILY)
+    text = [{"type": "text", "text": "What is the person doing?"}]
+    pair = {
+        "images": [Image.new("RGB", (64, 64))],
+        "prompt": [{"role": "user", "content": [{"type": "image"}, *text]}],
+        "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "<answer>ride</answer>"}]}],
+        "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "<answer>kick</answer>"}]}],
+    }
+    tok = processor.tokenizer
+    for tools in (json.dumps(tool_schemas()), None):
+        batch = ToolAwarePreferenceCollator(processor=processor)([{**pair, "tools": tools}])
+        rendered = tok.decode(batch["input_ids"][0][batch["attention_mask"][0].bool()])
+        assert ("<tools>" in rendered and "zoom_in" in rendered) == (tools is not None)
+        assert rendered.rstrip().endswith("<answer>ride</answer><|im_end|>")
+
+
 def test_cli_trains_in_one_process_and_prints_a_validated_launch(
     data: dict[str, Any], tiny_vlm: Any, tmp_path: Path
 ) -> None:

@@ -65,8 +65,15 @@ _OBJECTS = ("bicycle", "horse", "pizza", "frisbee", "chair", "dog", "umbrella", 
 
 
 def _corpus() -> list[str]:
-    """Text the BPE is trained on: chat scaffolding, answers, boxes and tool calls as the data uses them."""
+    """Text the BPE is trained on: chat scaffolding, answers, boxes and tool calls as the data uses them.
+
+    The tool schemas are in it so that the system prompt of tool-using samples takes hundreds of tokens,
+    not thousands: training and generation steps on CPU stay short."""
+    from hoidata.sft.cof import TOOLS_JSON
+
     lines = [
+        TOOLS_JSON,
+        TOOLS_JSON,
         "system\nYou are a helpful assistant.",
         "user\nassistant\n",
         "# Tools\n\nYou may call one or more functions to assist with the user query.",
@@ -262,7 +269,7 @@ def build_tiny_vlm(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer(vocab_size=400)
+    tokenizer = _build_tokenizer(vocab_size=1024)
     config = _model_config(family, tokenizer)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)

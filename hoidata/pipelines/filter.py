@@ -57,6 +57,7 @@ DPO_SCHEMA = pa.schema(
         ("rejected", pa.list_(MESSAGE)),
         ("chosen_reward", pa.float64()),
         ("rejected_reward", pa.float64()),
+        ("tools", pa.string()),  # the tool schemas the rollouts were generated with (JSON), or null
     ]
 )
 
@@ -107,8 +108,10 @@ def filter_prefs(
 ) -> Manifest:
     """Chosen/rejected pairs from rollouts of the same prompt, by reward margin (TRL DPO format).
 
-    DPO conditions on the prompt's image only, so rollouts whose tool turns returned images cannot
-    be a chosen or rejected completion; they are rejects with that reason.
+    TRL's DPO gives images to the prompt only, and its completions are text. So the turns both
+    rollouts share (a zoom-in on the same region, its crop) join the prompt, images included, and
+    each completion runs from where the two differ up to its next tool image: the preference is over
+    the decision that followed the same view, as in VisRL. Rewards are those of the whole rollouts.
     """
 
     def select(table: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -118,8 +121,6 @@ def filter_prefs(
         for i, r in enumerate(rows):
             if r["status"] != ANSWERED:
                 reason[i] = f"status {r['status']}"
-            elif len(r["images"]) > 1:
-                reason[i] = "tool turns hold images (DPO conditions on the prompt image only)"
             else:
                 by_prompt.setdefault(r["prompt_id"], []).append(i)
         pairs = []
@@ -134,8 +135,13 @@ def filter_prefs(
                     or good["accuracy"] < cfg.min_chosen_accuracy
                 ):
                     break
-                pairs.append(_pair(rows[best], rows[worst], f"{prompt_id}/{used}"))
-                ranked, used = ranked[1:-1], used + 1
+                pair = _pair(rows[best], rows[worst], f"{prompt_id}/{used}")
+                if pair is None:
+                    reason[best] = reason[worst] = "the pair differs only in a tool image"
+                else:
+                    pairs.append(pair)
+                    used += 1
+                ranked = ranked[1:-1]
             for i in ranked:
                 reason[i] = "no pair with enough reward margin"
         return pa.Table.from_pylist(pairs, DPO_SCHEMA), _rejects(table, np.array(reason, object))
@@ -149,22 +155,51 @@ def filter_prefs(
         "rejected": sft_features(True)["messages"],
         "chosen_reward": {"dtype": "float64", "_type": "Value"},
         "rejected_reward": {"dtype": "float64", "_type": "Value"},
+        "tools": {"dtype": "string", "_type": "Value"},
     }
     return _run(input_dir, out, "filter-prefs", asdict(cfg), DPO_SCHEMA, features, select, overwrite)
 
 
-def _pair(chosen: dict[str, Any], rejected: dict[str, Any], sample_id: str) -> dict[str, Any]:
-    split = next(k for k, m in enumerate(chosen["messages"]) if m["role"] == "assistant")
+def _pair(chosen: dict[str, Any], rejected: dict[str, Any], sample_id: str) -> dict[str, Any] | None:
+    """The DPO row of two rollouts of one prompt: shared turns → prompt, the rest up to a tool image
+    → completions. None when nothing text-only tells them apart."""
+    c_msgs, r_msgs = chosen["messages"], rejected["messages"]
+    c_start, r_start = _image_offsets(c_msgs), _image_offsets(r_msgs)
+
+    def same(k: int) -> bool:
+        c_imgs = chosen["images"][c_start[k] : c_start[k + 1]]
+        return c_msgs[k] == r_msgs[k] and c_imgs == rejected["images"][r_start[k] : r_start[k + 1]]
+
+    split = 0
+    while split < min(len(c_msgs), len(r_msgs)) and same(split):
+        split += 1
+    while split > 0 and (split == len(c_msgs) or c_msgs[split]["role"] != "assistant"):
+        split -= 1  # a completion starts with the model's turn
+    completions = [_up_to_image(msgs[split:]) for msgs in (c_msgs, r_msgs)]
+    if split == 0 or completions[0] == completions[1]:
+        return None
     return {
         "sample_id": sample_id,
         "prompt_id": chosen["prompt_id"],
-        "images": chosen["images"][:1],
-        "prompt": chosen["messages"][:split],
-        "chosen": chosen["messages"][split:],
-        "rejected": rejected["messages"][split:],
+        "images": chosen["images"][: c_start[split]],
+        "prompt": c_msgs[:split],
+        "chosen": completions[0],
+        "rejected": completions[1],
         "chosen_reward": chosen["rewards"]["total"],
         "rejected_reward": rejected["rewards"]["total"],
+        "tools": chosen.get("tools"),
     }
+
+
+def _image_offsets(messages: list[dict[str, Any]]) -> list[int]:
+    """Index into the row's images of each message's first image (and the total, last)."""
+    counts = [sum(b["type"] == "image" for b in m["content"]) for m in messages]
+    return [0, *np.cumsum(counts).tolist()]
+
+
+def _up_to_image(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cut = next((k for k, m in enumerate(messages) if any(b["type"] == "image" for b in m["content"])), None)
+    return messages[:cut]
 
 
 def _run(

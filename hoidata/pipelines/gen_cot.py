@@ -31,13 +31,9 @@ from hoidata.io.images import open_images
 from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import RewardConfig, Targets, score
 from hoidata.schemas.canonical import REJECTS_SCHEMA
+from hoidata.sft import prompts
 from hoidata.sft.cof import TOOLS_JSON
 from hoidata.tools.environment import HoiEnvironment
-
-COT_INSTRUCTION = (
-    "Reason step by step inside <think></think> before every action. Use the tools when they help "
-    "you see the people and objects better. Give the final answer inside <answer></answer>."
-)
 
 
 @dataclass
@@ -84,7 +80,7 @@ def gen_cot(
         "images": root,
         "profile": profile.name,
         "profile_spec": profile.describe(),
-        "instruction": COT_INSTRUCTION,
+        "instruction": prompts.COT_INSTRUCTION,
         "split": "train",
     }
     run = StageRun(
@@ -178,7 +174,7 @@ def question(sample: dict[str, Any]) -> str:
     """A sample's question with the think / tools / answer instruction."""
     user = next(m for m in sample["messages"] if m["role"] == "user")
     text = next(b["text"] for b in user["content"] if b["type"] == "text")
-    return f"{text}\n{COT_INSTRUCTION}"
+    return prompts.with_cot_instruction(text)
 
 
 def _prompt(sample: dict[str, Any], image: Image.Image) -> tuple[list[dict], list[dict]]:

@@ -62,7 +62,7 @@ def cof_columns(
     cached: tuple[int, Image.Image] | None = None
     for i in range(len(units)):
         answer = f"{ANSWER[0]}{answers[i]}{ANSWER[1]}"
-        user = message("user", [IMAGE_BLOCK, text(questions[i])])
+        user = message("user", [IMAGE_BLOCK, text(prompts.with_cot_instruction(questions[i]))])
         if not uses_tool[i]:
             conversations.append(
                 [user, message("assistant", [text(f"{THINK[0]}{direct_l[i]}{THINK[1]}{answer}")])]

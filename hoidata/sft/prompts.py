@@ -18,6 +18,19 @@ _FIELD = re.compile(r"\{(\w+)\}")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
+# The one instruction of tool-using prompts: chain-of-focus SFT, gen-cot and GRPO ask with the same words,
+# so a model cold-started on chain-of-focus data sees, when it generates, the prompt it was trained on.
+COT_INSTRUCTION = (
+    "Reason step by step inside <think></think> before every action. Use the tools when they help "
+    "you see the people and objects better. Give the final answer inside <answer></answer>."
+)
+
+
+def with_cot_instruction(question: str) -> str:
+    """``question`` followed by :data:`COT_INSTRUCTION` (once, however often it is applied)."""
+    return question if question.endswith(COT_INSTRUCTION) else f"{question}\n{COT_INSTRUCTION}"
+
+
 @cache
 def templates() -> dict[str, list[str]]:
     text = resources.files("hoidata.sft").joinpath("prompts.yaml").read_text(encoding="utf-8")

@@ -1,10 +1,11 @@
-"""SFT batches whose prompts list the tools a sample was written with.
+"""SFT and DPO batches whose prompts list the tools a sample was written with.
 
-TRL's vision collator renders every conversation without tools, so a chain-of-focus sample would
-train on a system prompt that differs from the one GRPO and generation show the model. This
-collator renders each sample with its ``tools`` column: samples sharing a tool list are collated
-together by TRL's own code (one processor call per group), and the groups are padded into one
-batch. A batch without tools goes through TRL's path unchanged.
+TRL's vision collators render every conversation without tools, so a chain-of-focus sample or a
+preference pair from tool-using rollouts would train on a system prompt that differs from the one
+GRPO and generation show the model. These collators render each sample with its ``tools`` column:
+for SFT, samples sharing a tool list are collated together by TRL's own code (one processor call
+per group), and the groups are padded into one batch; a DPO dataset has one tool list (checked
+before training starts). A batch without tools goes through TRL's path unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 PADDING = {"input_ids": None, "attention_mask": 0, "labels": -100}  # None: the tokenizer's pad id
@@ -26,7 +28,11 @@ class _WithTools:
         self._processor, self._tools = processor, tools
 
     def apply_chat_template(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("tools", None)  # TRL's helpers pass tools=None explicitly
         return self._processor.apply_chat_template(*args, tools=self._tools, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._processor(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._processor, name)
@@ -68,3 +74,23 @@ class ToolAwareCollator(DataCollatorForVisionLanguageModeling):
                 parts = [torch.nn.functional.pad(p, (0, length - p.shape[1]), value=fill) for p in parts]
             merged[key] = torch.cat(parts, dim=0)
         return merged
+
+
+def tool_list(tools: Any) -> list[dict[str, Any]] | None:
+    """A ``tools`` cell (JSON text, a list, or None) as the list chat templates take."""
+    return json.loads(tools) if isinstance(tools, str) else tools
+
+
+@dataclass
+class ToolAwarePreferenceCollator(DataCollatorForVisionPreference):
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        tools = tool_list(examples[0].get("tools"))
+        examples = [{k: v for k, v in e.items() if k != "tools"} for e in examples]
+        if not tools:
+            return super().torch_call(examples)
+        processor = self.processor
+        self.processor = _WithTools(processor, tools)
+        try:
+            return super().torch_call(examples)
+        finally:
+            self.processor = processor

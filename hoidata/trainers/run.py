@@ -17,12 +17,11 @@ from hoidata.errors import HoidataError
 from hoidata.trainers.recipe import Recipe, load_recipe
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    # the collator needs the tools column, which TRL would drop as "unused"
     "sft": {
         "max_length": None,
-        "assistant_only_loss": False,
+        "assistant_only_loss": True,  # learn the model's turns, not the tool schemas or the tool's answers
         "logging_steps": 1,
-        "remove_unused_columns": False,
+        "remove_unused_columns": False,  # the collator needs the tools column, which TRL would drop
     },
     "grpo": {
         "num_generations": 4,
@@ -32,7 +31,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "logging_steps": 1,
         "max_tool_calling_iterations": 3,
     },
-    "dpo": {"max_length": None, "logging_steps": 1},
+    "dpo": {"max_length": None, "logging_steps": 1, "remove_unused_columns": False},  # tools, as for SFT
 }
 
 
@@ -119,6 +118,13 @@ def _check(recipe: Recipe, args: Any, data: Any, profile: Any) -> None:
                 f"the effective batch ({args.per_device_train_batch_size} per device × "
                 f"{args.gradient_accumulation_steps} accumulation × {world} processes = {batch}) must be a "
                 f"multiple of num_generations ({args.num_generations})"
+            )
+    if recipe.method == "dpo" and "tools" in data.column_names:
+        lists = set(data.unique("tools"))
+        if len(lists) > 1:
+            raise HoidataError(
+                f"the preference data lists {len(lists)} different tool sets (rollouts of several gen-cot runs?); "
+                "a DPO batch renders one: train them separately, or regenerate with the same tools"
             )
     max_length = getattr(args, "max_length", None)
     if recipe.method in ("sft", "dpo") and max_length is not None:
@@ -235,8 +241,15 @@ def _trainer(
 
         from hoidata.trainers.collate import ToolAwareCollator
 
-        collator = ToolAwareCollator(processor=processor, max_length=args.max_length)
-        return SFTTrainer(
+        collator = ToolAwareCollator(
+            processor=processor,
+            max_length=args.max_length,
+            completion_only_loss=args.completion_only_loss,
+            assistant_only_loss=args.assistant_only_loss,
+            pad_to_multiple_of=args.pad_to_multiple_of,
+            dataset_text_field=args.dataset_text_field,
+        )
+        trainer = SFTTrainer(
             model=model,
             args=args,
             train_dataset=data,
@@ -244,16 +257,25 @@ def _trainer(
             data_collator=collator,
             peft_config=peft,
         )
+        # with assistant_only_loss, TRL picks a template with {% generation %} markers when the
+        # processor's has none (stock Qwen3-VL); its own collator gets it, so ours must too
+        collator.chat_template = trainer.chat_template
+        return trainer
     if recipe.method == "dpo":
         import copy
 
         from trl import DPOTrainer
+
+        from hoidata.trainers.collate import ToolAwarePreferenceCollator
 
         reference = None if peft is not None else copy.deepcopy(model)
         return DPOTrainer(
             model=model,
             ref_model=reference,
             args=args,
+            data_collator=ToolAwarePreferenceCollator(
+                processor=processor, max_length=args.max_length, pad_to_multiple_of=args.pad_to_multiple_of
+            ),
             train_dataset=data,
             processing_class=processor,
             peft_config=peft,
