@@ -175,13 +175,8 @@ def test_hf_engine_runs_the_loop_reproducibly(tiny_vlm: Any, family: str) -> Non
 def served_model(tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """``transformers serve`` on 127.0.0.1 with the tiny Qwen2.5-VL, saved with our tool template."""
     import shutil
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
 
+    from tiny_fixtures import transformers_serve
     from transformers import AutoProcessor
 
     from hoidata.profiles.chat import use_tool_template
@@ -189,29 +184,8 @@ def served_model(tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> Any
     model = tmp_path_factory.mktemp("served") / "tiny"
     shutil.copytree(tiny_vlm("qwen2.5-vl"), model)
     use_tool_template(AutoProcessor.from_pretrained(model), "qwen2.5-vl").save_pretrained(model)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cli = Path(sys.executable).parent / "transformers"
-    proc = subprocess.Popen(
-        [str(cli), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-    )
-    deadline = time.monotonic() + 120
-    while True:  # readiness poll: the server takes a few seconds to import and bind
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("transformers serve did not start")
-            time.sleep(0.2)
-    yield str(model), f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with transformers_serve(model) as base_url:
+        yield str(model), base_url
 
 
 def test_openai_engine_against_transformers_serve(served_model: Any) -> None:

@@ -6,7 +6,8 @@ built once per session (per xdist worker) into a temporary directory and reused 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,42 @@ def cpu_grpo_config(output_dir: Path, **overrides: Any) -> Any:
         "disable_tqdm": True,
     }
     return GRPOConfig(**{**args, **overrides})
+
+
+@contextmanager
+def transformers_serve(model: Path) -> Iterator[str]:
+    """A real ``transformers serve`` of ``model`` on 127.0.0.1; yields its ``/v1`` base URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = Path(sys.executable).parent / "transformers"
+    proc = subprocess.Popen(
+        [str(cli), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # readiness poll: the server takes a few seconds to import and bind
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("transformers serve did not start")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -95,7 +95,7 @@ class OpenAIEngine:
             except Exception as e:  # after the client's retries: recorded, never replaced by a fake answer
                 return Generation.failed(f"{type(e).__name__}: {e}")
         choice = response.choices[0]
-        text = choice.message.content or ""
+        text = _with_reasoning(choice.message)
         for call in choice.message.tool_calls or []:
             payload = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
             text += f"\n<tool_call>\n{json.dumps(payload)}\n</tool_call>"
@@ -106,6 +106,17 @@ class OpenAIEngine:
             completion_tokens=usage.completion_tokens if usage else 0,
             finish_reason="length" if choice.finish_reason == "length" else "stop",
         )
+
+
+def _with_reasoning(message: Any) -> str:
+    """The reply as the model wrote it: a server's reasoning parser (vLLM ``--reasoning-parser``,
+    ``transformers serve`` with a Qwen3 schema) lifts ``<think>`` out into ``reasoning_content``
+    (``reasoning`` in newer vLLM); it goes back in, so rewards and the next turn see the thought."""
+    text = message.content or ""
+    reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    if isinstance(reasoning, str) and reasoning and "<think>" not in text:
+        text = f"<think>{reasoning.strip()}</think>{text}"
+    return text
 
 
 async def _done(g: Generation) -> Generation:

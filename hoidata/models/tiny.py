@@ -277,7 +277,7 @@ def build_tiny_vlm(
         bos_token_id=config.text_config.bos_token_id,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
+        do_sample=True,  # as the real checkpoints ship it: a server asked for a temperature samples
     )
     model.save_pretrained(out)
     _processor(family, tokenizer, min_pixels, max_pixels).save_pretrained(out)

@@ -1,0 +1,147 @@
+"""The acceptance run of gen-cot with a real model through the filters into TRL.
+
+A random tiny model writes noise, so the model here is first cold-started the way a real one is:
+``hoidata train sft`` on ``build-sft cof`` data (think, ``zoom_in``, look at the crop, answer) from
+a scene seen 16 times, until it writes well-formed tool calls. It then generates through the ``hf``
+engine and through a real ``transformers serve`` on loopback; ``filter sft`` and ``filter prefs``
+turn the rollouts into data that TRL's SFT and DPO trainers train on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from light_cli import run_light
+
+from hoidata.io import read_manifest, read_table
+
+FAMILY = "qwen2.5-vl"
+SCENES = 16
+
+
+def _one_scene(root: Path) -> Path:
+    """A canonical train split: one drawn scene with one interaction, under 16 file names."""
+    from hoidata.pipelines.convert import ConvertConfig, convert
+    from hoidata.pipelines.demo import draw_scene
+
+    rng = random.Random(3)
+    image, record = draw_scene(rng, 0, "train")
+    while len(record["hoi_annotation"]) != 1:
+        image, record = draw_scene(rng, 0, "train")
+    images = root / "images"
+    images.mkdir(parents=True)
+    records = []
+    for i in range(SCENES):
+        records.append(copy.deepcopy(record) | {"file_name": f"scene_{i:02d}.png", "img_id": i})
+        image.save(images / records[-1]["file_name"])
+    (root / "train.json").write_text(json.dumps(records))
+    cfg = ConvertConfig(
+        source="hico",
+        annotations=str(root / "train.json"),
+        split="train",
+        images=str(images),
+        box_origin="one-based",
+    )
+    convert(cfg, root / "canonical", progress=False)
+    return root / "canonical"
+
+
+def _train(data: Path, model: Path, out: Path, method: str, **trainer: Any) -> Any:
+    from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+    from hoidata.trainers.recipe import load_recipe
+    from hoidata.trainers.run import train
+
+    recipe = {
+        "method": method,
+        "model": str(model),
+        "profile": FAMILY,
+        "min_pixels": TINY_MIN_PIXELS,
+        "max_pixels": TINY_MAX_PIXELS,
+        "data": [str(data)],
+        "trainer": {
+            "output_dir": str(out),
+            "per_device_train_batch_size": 2,
+            "report_to": [],
+            "save_strategy": "no",
+            "disable_tqdm": True,
+            **trainer,
+        },
+    }
+    return train(load_recipe(None, recipe), console=False)
+
+
+@pytest.fixture(scope="module")
+def cold_started(tiny_vlm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The scene's boxes dataset, and the tiny model after 150 SFT steps on its chain-of-focus data."""
+    from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+    from hoidata.pipelines.boxes import BoxesConfig, boxes
+    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+
+    root = tmp_path_factory.mktemp("cold-start")
+    budget = BoxesConfig(profile=FAMILY, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+    boxes(_one_scene(root / "raw"), root / "boxes", budget)
+    build_sft(root / "boxes", root / "cof", BuildSftConfig(task="cof", tool_share=1.0))
+    result = _train(
+        root / "cof",
+        tiny_vlm(FAMILY),
+        root / "model",
+        "sft",
+        max_steps=150,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+    )
+    assert result.training_loss < 1.0  # memorised: well-formed traces, not noise
+    return {"boxes": root / "boxes", "model": root / "model"}
+
+
+def _gen_cot(cold_started: dict[str, Path], out: Path, *engine: str) -> None:
+    command = [str(Path(sys.executable).with_name("hoidata")), "gen-cot", str(cold_started["boxes"])]
+    command += [*engine, "--n", "2", "--max-turns", "3", "--temperature", "0.5", "-o", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _filter_and_train(cold_started: dict[str, Path], cot: Path, tmp: Path) -> None:
+    rows = read_table(cot).to_pylist()
+    assert read_manifest(cot).counts["rows"] == len(rows) == 2 * SCENES
+    # the cold-started model zooms with well-formed calls: the crop is a second image, the zoom is on the pair
+    zoomed = [r for r in rows if len(r["images"]) == 2 and r["rewards"]["tool"] > 0]
+    assert zoomed, "no rollout made a successful zoom_in call"
+    assert any(r["rewards"]["total"] == 0 for r in rows)  # and sampling makes mistakes too
+
+    done = run_light("filter", "sft", str(cot), "-o", str(tmp / "sft"))
+    assert done.returncode == 0, done.stderr
+    kept = read_table(tmp / "sft").to_pylist()
+    assert kept and all(len(r["images"]) == 2 for r in kept)  # verified traces with their crops
+    done = run_light("filter", "prefs", str(cot), "-o", str(tmp / "prefs"))
+    assert done.returncode == 0, done.stderr
+    pairs = read_table(tmp / "prefs").to_pylist()
+    assert pairs and all(p["chosen_reward"] > p["rejected_reward"] for p in pairs)
+
+    for method, data in (("sft", tmp / "sft"), ("dpo", tmp / "prefs")):
+        result = _train(data, cold_started["model"], tmp / f"{method}-run", method, max_steps=2)
+        assert result.global_step == 2
+
+
+def test_hf_engine_rollouts_filter_into_trl_training(cold_started: dict[str, Path], tmp_path: Path) -> None:
+    _gen_cot(cold_started, tmp_path / "cot", "--engine", "hf", "--model", str(cold_started["model"]))
+    _filter_and_train(cold_started, tmp_path / "cot", tmp_path)
+
+
+def test_openai_engine_rollouts_filter_into_trl_training(
+    cold_started: dict[str, Path], tmp_path: Path
+) -> None:
+    from tiny_fixtures import transformers_serve
+
+    with transformers_serve(cold_started["model"]) as base_url:
+        engine = ["--engine", "openai", "--model", str(cold_started["model"]), "--base-url", base_url]
+        _gen_cot(cold_started, tmp_path / "cot", *engine)
+    _filter_and_train(cold_started, tmp_path / "cot", tmp_path)
