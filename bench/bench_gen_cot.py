@@ -27,9 +27,10 @@ from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.convert import ConvertConfig, convert
 from hoidata.pipelines.demo import make_raw
-from hoidata.pipelines.gen_cot import COT_INSTRUCTION, GenCotConfig, gen_cot
+from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 from hoidata.profiles import get_profile
 from hoidata.rewards import Targets, score
+from hoidata.sft.prompts import COT_INSTRUCTION
 from hoidata.tools.environment import HoiEnvironment, call_tool
 
 N_IMAGES = 400
@@ -143,7 +144,8 @@ def main() -> None:
         f"{prompts * n / t_ours:,.0f} rollout records/s)"
     )
     print(
-        f"  speed-up: {t_base / t_ours * prompts / base_prompts:.1f}x   (goal: ≥ 1,000 samples/s of overhead)"
+        f"  speed-up: {t_base / t_ours * prompts / base_prompts:.1f}x   (goal: ≥ 1,000 samples/s of overhead, a "
+        "sample being what the engine generates: one rollout of a prompt)"
     )
 
 
