@@ -440,12 +440,8 @@ def instances_from_pairs(
     rows[1::2, 1] = objects
     rows[0::2, 2:] = boxes_h
     rows[1::2, 2:] = boxes_o
-    first, inverse = unique_rows(rows)
-    order = np.argsort(first, kind="stable")  # unique rows in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    inst_global = rank[inverse]
-    kept = rows[first[order]]
+    first, inst_global = unique_rows(rows)  # instances numbered in order of first appearance
+    kept = rows[first]
     inst_record = kept[:, 0].astype(np.int64)
     inst_offsets = offsets_from_counts(np.bincount(inst_record, minlength=n_records))
     local = inst_global - inst_offsets[record.repeat(2)] if m else inst_global
@@ -458,12 +454,13 @@ def instances_from_pairs(
         "objects": local[1::2].astype(np.int64),
         "verbs": verbs,
         "hois": hois,
-    } | ({"first_rows": first[order]} if with_first_rows else {})  # row 2p: pair p's human, 2p+1: its object
+    } | ({"first_rows": first} if with_first_rows else {})  # row 2p: pair p's human, 2p+1: its object
 
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, axis=0, return_index=True, return_inverse=True)[1:]``, several times faster:
-    rows are hashed to one integer, and the (astronomically rare) collision falls back to the exact way."""
+    """``(first, inverse)``: the first index of each distinct row, in order of first appearance, and
+    each row's distinct number. Rows are hashed to one integer and numbered by Arrow's hash table (no
+    sort); the (astronomically rare) hash collision falls back to ``np.unique``."""
     if not len(rows):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bits = np.ascontiguousarray(rows + 0.0).view(np.uint64)  # + 0.0 folds -0.0 into 0.0
@@ -471,9 +468,19 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for col in bits.T:
         key = (key ^ col) * np.uint64(0x100000001B3)
         key ^= key >> np.uint64(29)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    encoded = pa.array(key).dictionary_encode()
+    inverse = encoded.indices.to_numpy().astype(np.int64)
+    first = np.empty(len(encoded.dictionary), np.int64)
+    first[inverse[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the last write is the first occurrence
     if not np.array_equal(rows[first[inverse]], rows):
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        return unique_rows_exact(rows)
     return first, inverse
+
+
+def unique_rows_exact(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`unique_rows` by sorting the rows themselves: slower, and never fooled by a collision."""
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
