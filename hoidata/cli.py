@@ -797,7 +797,11 @@ def filter_prefs_cmd(
     pairs_per_prompt: Annotated[int, typer.Option(help="Pairs per prompt at most.")] = 1,
     overwrite: Overwrite = False,
 ) -> None:
-    """Pair a high-reward and a low-reward rollout of each prompt, as a TRL DPO dataset."""
+    """Pair a high-reward and a low-reward rollout of each prompt, as a TRL DPO dataset.
+
+    Turns both rollouts share (the same zoom and its crop) join the prompt; each completion runs
+    from where they differ to its next tool image, since TRL's DPO gives images to the prompt only.
+    """
     from hoidata.pipelines.filter import FilterPrefsConfig, filter_prefs
 
     cfg = FilterPrefsConfig(min_margin, min_chosen_accuracy, pairs_per_prompt)

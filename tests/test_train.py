@@ -195,6 +195,29 @@ def test_max_length_that_cuts_image_tokens_is_refused(data: dict[str, Any], tmp_
         train(load_recipe(None, {**recipe, "trainer": {"max_length": 8}, **_budget(data)}))
 
 
+def test_dpo_pairs_from_runs_with_different_tools_are_refused(data: dict[str, Any], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from scripted_engines import ZoomThenAnswer, true_answers
+
+    from hoidata.pipelines.filter import FilterPrefsConfig, filter_prefs
+    from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+
+    answers = true_answers(data["boxes"])
+    gen_cot(
+        data["boxes"], tmp_path / "cot", GenCotConfig(n=2), lambda: ZoomThenAnswer(answers), progress=False
+    )
+    filter_prefs(tmp_path / "cot", tmp_path / "prefs", FilterPrefsConfig())
+    shard = next((tmp_path / "prefs").rglob("train-*.parquet"))
+    table = pq.read_table(shard)
+    assert table.num_rows >= 2
+    tools = table.column("tools").to_pylist()
+    tools[0] = json.dumps(json.loads(tools[0])[:1])  # as if one run offered zoom_in only
+    pq.write_table(table.set_column(table.schema.get_field_index("tools"), "tools", [tools]), shard)
+    recipe = {"method": "dpo", "model": "not/loaded", "profile": FAMILY, "data": [str(tmp_path / "prefs")]}
+    with pytest.raises(HoidataError, match="2 different tool sets"):
+        train(load_recipe(None, {**recipe, **_budget(data)}))
+
+
 def test_recipe_overrides_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text("method: sft\nmodel: m\ndata: d\ntrainer: {learning_rate: 1e-5}\n")
