@@ -76,7 +76,7 @@ class ToolAwareCollator(DataCollatorForVisionLanguageModeling):
         return merged
 
 
-def tool_list(tools: Any) -> list[dict[str, Any]] | None:
+def _tool_list(tools: Any) -> list[dict[str, Any]] | None:
     """A ``tools`` cell (JSON text, a list, or None) as the list chat templates take."""
     return json.loads(tools) if isinstance(tools, str) else tools
 
@@ -84,7 +84,7 @@ def tool_list(tools: Any) -> list[dict[str, Any]] | None:
 @dataclass
 class ToolAwarePreferenceCollator(DataCollatorForVisionPreference):
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        tools = tool_list(examples[0].get("tools"))
+        tools = _tool_list(examples[0].get("tools"))
         examples = [{k: v for k, v in e.items() if k != "tools"} for e in examples]
         if not tools:
             return super().torch_call(examples)
