@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from timing import timed
+from timing import timed, timed_interleaved
 
 from hoidata.io import read_table
 from hoidata.pipelines.convert import ConvertConfig, convert
@@ -86,8 +86,7 @@ def main() -> None:
     def ours() -> None:
         convert(cfg, tmp / "ours", overwrite=True, progress=False)
 
-    t_base = timed(lambda: baseline(REFERENCE, tmp / "base"), repeats=9)  # a noisy 2-core machine: more runs
-    t_ours = timed(ours, repeats=9)
+    t_base, t_ours = timed_interleaved([lambda: baseline(REFERENCE, tmp / "base"), ours], repeats=9)
     base_rows = pq.read_table(tmp / "base").to_pylist()
     our_rows = read_table(tmp / "ours").to_pylist()
     assert base_rows == our_rows, "hoidata and the baseline disagree"
