@@ -120,7 +120,11 @@ def _filter_and_train(cold_started: dict[str, Path], cot: Path, tmp: Path) -> No
     done = run_light("filter", "sft", str(cot), "-o", str(tmp / "sft"))
     assert done.returncode == 0, done.stderr
     kept = read_table(tmp / "sft").to_pylist()
-    assert kept and all(len(r["images"]) == 2 for r in kept)  # verified traces with their crops
+    assert any(len(r["images"]) == 2 for r in kept)  # verified traces, with their crops
+    kept_ids = {r["sample_id"] for r in kept}
+    assert all(
+        r["rewards"]["accuracy"] == r["rewards"]["format"] == 1 for r in rows if r["sample_id"] in kept_ids
+    )
     done = run_light("filter", "prefs", str(cot), "-o", str(tmp / "prefs"))
     assert done.returncode == 0, done.stderr
     pairs = read_table(tmp / "prefs").to_pylist()
