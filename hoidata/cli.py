@@ -808,16 +808,23 @@ def filter_prefs_cmd(
     _print_summary(filter_prefs(input_dir, out, cfg, overwrite=overwrite), out)
 
 
-@app.command(epilog="Example:\n\n    hoidata demo --out data/demo")
+@app.command(epilog="Examples:\n\n    hoidata demo --out data/demo\n\n    hoidata demo --cold-start")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
         "data/demo"
     ),
+    cold_start: Annotated[
+        bool,
+        typer.Option(
+            help="Generate with a tiny model first trained on one scene's chain-of-focus data (about 1.5 "
+            "min more), so that verified traces pass the filters; a random one writes noise."
+        ),
+    ] = False,
 ) -> None:
     """Run the whole chain on a small synthetic dataset that hoidata draws itself (CPU, about a minute)."""
     from hoidata.pipelines.demo import run_demo
 
-    run_demo(out)
+    run_demo(out, cold=cold_start)
 
 
 @app.command(

@@ -225,6 +225,34 @@ def test_openai_engine_records_an_unreachable_server() -> None:
     assert trace.messages == []  # no invented answer
 
 
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [
+        (
+            {"content": "<answer>ride</answer>", "reasoning_content": "I look."},
+            "<think>I look.</think><answer>ride</answer>",
+        ),
+        (
+            {"content": "<answer>ride</answer>", "reasoning": " I look.\n"},
+            "<think>I look.</think><answer>ride</answer>",
+        ),
+        (
+            {"content": "<think>Mine.</think><answer>ride</answer>", "reasoning_content": "x"},
+            "<think>Mine.</think><answer>ride</answer>",
+        ),
+        ({"content": None, "reasoning_content": "Zoom first."}, "<think>Zoom first.</think>"),
+        ({"content": "<answer>ride</answer>"}, "<answer>ride</answer>"),
+    ],
+)
+def test_openai_engine_puts_a_lifted_thought_back(reply: dict[str, Any], text: str) -> None:
+    """vLLM's and transformers' reasoning parsers move <think> out of ``content``; rewards need it."""
+    from openai.types.chat import ChatCompletionMessage
+
+    from hoidata.engines.openai import _with_reasoning
+
+    assert _with_reasoning(ChatCompletionMessage.model_validate({"role": "assistant", **reply})) == text
+
+
 @pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
 def test_tool_results_as_user_turns_render_the_same_prompt(tiny_vlm: Any, family: str) -> None:
     from transformers import AutoProcessor

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,80 @@ def make_raw(root: Path, n_train: int = 48, n_test: int = 16, seed: int = 0) -> 
     return files
 
 
-def run_demo(out: Path | str) -> None:
+def one_scene(root: Path, copies: int = 16, seed: int = 3) -> Path:
+    """One drawn scene with one interaction, under ``copies`` file names; returns its PPDM file."""
+    rng = random.Random(seed)
+    image, record = draw_scene(rng, 0, "train")
+    while len(record["hoi_annotation"]) != 1:
+        image, record = draw_scene(rng, 0, "train")
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(copies):
+        records.append(record | {"file_name": f"SCENE_train_{i:08d}.png", "img_id": i + 1})
+        image.save(images / records[-1]["file_name"])
+    (root / "train_hico.json").write_text(json.dumps(records))
+    return root / "train_hico.json"
+
+
+@dataclass
+class ColdStart:
+    boxes: Path  # the scene's boxes dataset, at the tiny model's pixel budget
+    model: Path  # the tiny model after SFT on the scene's chain-of-focus data
+    loss: float  # its mean training loss
+
+
+def cold_start(out: Path, steps: int = 150) -> ColdStart:
+    """A tiny Qwen2.5-VL cold-started as a real one is, with ``train sft`` on ``build-sft cof`` data, on
+    one scene it can learn by heart: afterwards it writes well-formed ``zoom_in`` calls and answers.
+
+    A random tiny model writes noise, which the filters rightly reject; this one shows gen-cot's
+    verified traces passing them. About a minute and a half on two CPU cores.
+    """
+    from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS, build_tiny_vlm
+    from hoidata.pipelines.boxes import BoxesConfig, boxes
+    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+    from hoidata.pipelines.convert import ConvertConfig, convert
+    from hoidata.trainers.recipe import load_recipe
+    from hoidata.trainers.run import train
+
+    annotations = one_scene(out / "raw")
+    images = str(out / "raw" / "images")
+    convert(
+        ConvertConfig(
+            source="hico", annotations=str(annotations), split="train", images=images, box_origin="one-based"
+        ),
+        out / "canonical",
+        overwrite=True,
+        progress=False,
+    )
+    budget = BoxesConfig(profile="qwen2.5-vl", min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+    boxes(out / "canonical", out / "boxes", budget, overwrite=True)
+    build_sft(out / "boxes", out / "cof", BuildSftConfig(task="cof", tool_share=1.0), overwrite=True)
+    recipe = {
+        "method": "sft",
+        "model": str(build_tiny_vlm("qwen2.5-vl", out / "random")),
+        "profile": "qwen2.5-vl",
+        "min_pixels": TINY_MIN_PIXELS,
+        "max_pixels": TINY_MAX_PIXELS,
+        "data": [str(out / "cof")],
+        "trainer": {
+            "output_dir": str(out / "model"),
+            "max_steps": steps,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-2,
+            "lr_scheduler_type": "constant",
+            "report_to": [],
+            "save_strategy": "no",
+            "disable_tqdm": True,
+        },
+    }
+    with _quiet():
+        result = train(load_recipe(None, recipe), console=False)
+    return ColdStart(out / "boxes", out / "model", float(result.training_loss))
+
+
+def run_demo(out: Path | str, cold: bool = False) -> None:
     from hoidata.io.dataset_dir import read_table
     from hoidata.pipelines.boxes import BoxesConfig, boxes
     from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
@@ -169,9 +243,20 @@ def run_demo(out: Path | str) -> None:
         )
     print(f"[5/{steps}] push --dry-run (the exact Hub repository tree, built locally)")
     _push_dry_run(out / "sft-referring", out / "hub-preview")
-    print(f"[6/{steps}] gen-cot with a tiny local model (hf engine), then filter sft and filter prefs")
-    model = _generate(out)
-    print(f"[7/{steps}] predict on the test split with that model, then eval hico (official protocol)")
+    if cold:
+        print(
+            f"[6/{steps}] cold start: a tiny model learns chain-of-focus on one scene (train sft, "
+            "150 steps, about 1.5 min), then gen-cot, filter sft and filter prefs"
+        )
+    else:
+        print(
+            f"[6/{steps}] gen-cot with a tiny random model (hf engine), then filter sft and filter prefs: "
+            "it writes\n  noise, so little passes (`hoidata demo --cold-start` trains one that zooms and answers)"
+        )
+    model = _generate(out, cold)
+    print(
+        f"[7/{steps}] predict on the test split with the tiny random model, then eval hico (official protocol)"
+    )
     _predict_and_evaluate(out, model)
     print(f"[8/{steps}] train sft, then train grpo (tools + hierarchical reward), a few steps each on CPU")
     _train(out, model)
@@ -181,9 +266,12 @@ def run_demo(out: Path | str) -> None:
     )
 
 
-def _generate(out: Path) -> Path | None:
-    """Tool-augmented rollouts from a tiny random Qwen2.5-VL: it writes noise, so few rollouts pass
-    the filters; the point is the whole path (tools, crops, rewards, resume-safe shards) on CPU."""
+def _generate(out: Path, cold: bool) -> Path | None:
+    """Tool-augmented rollouts (tools, crops, rewards, resume-safe shards) on CPU, then the filters.
+
+    A tiny random Qwen2.5-VL writes noise, so almost nothing passes; with ``cold`` a tiny model that
+    has learnt chain-of-focus on one scene generates instead (:func:`cold_start`). Returns the
+    random model, which the later steps use."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -199,15 +287,17 @@ def _generate(out: Path) -> Path | None:
     model = build_tiny_vlm(
         "qwen2.5-vl", out / "tiny-qwen2.5-vl", min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]
     )
+    prompts, generator = out / "hico-train-boxes", model
     cfg = GenCotConfig(
         engine="hf", model=str(model), n=2, max_turns=2, temperature=1.0, max_tokens=24, limit=8, shard_size=4
     )
+    if cold:
+        started = cold_start(out / "cold-start")
+        print(f"  train sft: mean loss {started.loss:.3f}  ({started.model})")
+        prompts, generator = started.boxes, started.model
+        cfg = GenCotConfig(engine="hf", model=str(generator), n=2, max_turns=3, temperature=0.5, shard_size=8)
     m = gen_cot(
-        out / "hico-train-boxes",
-        out / "cot",
-        cfg,
-        lambda: HfEngine(str(model), family="qwen2.5-vl"),
-        overwrite=True,
+        prompts, out / "cot", cfg, lambda: HfEngine(str(generator), family="qwen2.5-vl"), overwrite=True
     )
     rows = read_table(out / "cot", ["status", "rewards"]).to_pylist()
     statuses = sorted({r["status"] for r in rows})
