@@ -573,6 +573,8 @@ def _without_options(argv: list[str], drop: dict[str, int]) -> list[str]:
 
     hoidata predict data/hico-test --engine openai --base-url http://127.0.0.1:8000/v1 --model M --out preds/m
 
+    hoidata predict data/hico-test --engine vllm --model runs/grpo-tools --tools zoom_in --max-turns 3 --out preds/t
+
     hoidata eval hico preds/grpo --gt data/hico-test
 """,
 )
@@ -591,6 +593,14 @@ def predict(
     max_pixels: Annotated[int | None, typer.Option(help="Pixel budget (default: the profile's).")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 1024,
     temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.0,
+    tools: Annotated[
+        str,
+        typer.Option(
+            help="Tools offered at test time, comma-separated: zoom_in, imagine (none: one plain answer). "
+            "The question then carries the gen-cot instruction."
+        ),
+    ] = "",
+    max_turns: Annotated[int, typer.Option(help="With tools: model turns per image.")] = 3,
     overwrite: Overwrite = False,
 ) -> None:
     """Ask a model for every HOI in every image of a canonical dataset; write predictions for `eval hico`."""
@@ -610,6 +620,8 @@ def predict(
         max_pixels=max_pixels,
         temperature=temperature,
         max_tokens=max_tokens,
+        tools=tuple(t.strip() for t in tools.split(",") if t.strip()),
+        max_turns=max_turns,
     )
     _print_summary(run_predict(input_dir, out, cfg, factory, overwrite=overwrite), out)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from hoidata.engines import Generation, Sampling
+from hoidata.errors import HoidataError
 from hoidata.eval.hico import eval_hico
 from hoidata.io import read_manifest, read_table
 from hoidata.io.images import open_image
@@ -85,6 +87,56 @@ def test_perfect_answers_evaluate_to_full_marks(canonical_test: Path, tmp_path: 
     assert present.sum() > 3
     np.testing.assert_allclose(report.ap[present], 1.0)  # every class the test split holds, perfect
     assert "rank" in report.ranking
+
+
+class ZoomFirstEngine(PerfectEngine):
+    """Asks for a tool it was not offered and zooms in, then answers with the ground truth."""
+
+    def __init__(self, canonical: Path, profile: str) -> None:
+        super().__init__(canonical, profile)
+        self.offered: list[Any] = []
+        self.tool_turns: list[Any] = []
+
+    def generate(
+        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
+    ) -> list[list[Generation]]:
+        self.offered.append([t["function"]["name"] for t in tools or []])
+        out = []
+        for c in conversations:
+            if len(c) == 1:
+                calls = [
+                    {"name": "detect_humans", "arguments": {}},
+                    {"name": "zoom_in", "arguments": {"bbox_2d": [10, 10, 200, 200]}},
+                ]
+                text = "<think>Closer.</think>" + "".join(
+                    f"\n<tool_call>\n{json.dumps(call)}\n</tool_call>" for call in calls
+                )
+                out.append([Generation(text, 100, 20)])
+            else:
+                self.tool_turns.append(c[1:])
+                out.append([Generation(self.answers[_key(c[0]["content"][0]["image"])], 300, 50)])
+        return out
+
+
+def test_tools_at_test_time(canonical_test: Path, tmp_path: Path) -> None:
+    """--tools zoom_in: the multi-turn loop runs with that tool only, and the last answer is scored."""
+    profile = "qwen2.5-vl"
+    engine = ZoomFirstEngine(canonical_test, profile)
+    cfg = PredictConfig(engine="scripted", model="zoom", profile=profile, tools=("zoom_in",), shard_size=5)
+    predict(canonical_test, tmp_path / "preds", cfg, lambda: engine)
+    assert all(names == ["zoom_in"] for names in engine.offered)  # the prompt lists the offered tool only
+    assert len(engine.tool_turns) == 12
+    for turns in engine.tool_turns:
+        results = [m["content"] for m in turns if m["role"] == "tool"]  # text, or content blocks
+        assert any(isinstance(r, list) and r[0]["type"] == "image" for r in results)  # the crop came back
+        assert any(isinstance(r, str) and "unknown tool" in r for r in results)  # no detector at test time
+    rows = read_table(tmp_path / "preds").to_pylist()
+    assert all(r["finish_reason"] == "stop" and "zoom_in" in r["completion"] for r in rows)
+    assert "<answer>" in read_manifest(tmp_path / "preds").config["question"]  # the gen-cot instruction
+    report = eval_hico(tmp_path / "preds", canonical_test)
+    np.testing.assert_allclose(report.ap[report.npos > 0], 1.0)
+    with pytest.raises(HoidataError, match="cannot be offered at test time"):
+        predict(canonical_test, tmp_path / "bad", PredictConfig(tools=("detect_humans",)), lambda: engine)
 
 
 def test_tiny_model_predicts_and_evaluates_from_the_command_line(

@@ -19,7 +19,7 @@ from typing import Any
 from hoidata.engines.base import Conversation, Engine, Generation, Sampling
 from hoidata.rewards.completions import TOOL_CALL_BLOCK, parse_tool_call
 from hoidata.tools.detection import stable_seed
-from hoidata.tools.environment import HoiEnvironment, ToolCall, call_tool
+from hoidata.tools.environment import TOOL_NAMES, HoiEnvironment, ToolCall, call_tool
 
 ANSWERED, MAX_TURNS, LENGTH, ENGINE_ERROR = "answered", "max_turns", "length", "engine_error"
 
@@ -44,6 +44,7 @@ class LoopConfig:
     sampling: Sampling = field(default_factory=Sampling)
     max_turns: int = 3  # model turns per rollout, tool-calling ones included
     seed: int = 0
+    offered: tuple[str, ...] = TOOL_NAMES  # the tools the prompt lists; any other call is an unknown tool
 
 
 def run_loop(
@@ -71,7 +72,7 @@ def run_loop(
             env = environment()
             env.reset(**rows[i])
             trace = Trace(i, r)
-            _advance(trace, env, generation, config.max_turns)
+            _advance(trace, env, generation, config)
             traces.append(trace)
             envs.append(env)
     single = replace(config.sampling, n=1)
@@ -85,13 +86,13 @@ def run_loop(
         ]
         results = engine.generate(conversations, single, seeds, tools)
         for k, generations in zip(open_, results, strict=True):
-            _advance(traces[k], envs[k], _exactly(generations, 1)[0], config.max_turns)
+            _advance(traces[k], envs[k], _exactly(generations, 1)[0], config)
     for trace, env in zip(traces, envs, strict=True):
         trace.calls = list(env.calls)
     return traces
 
 
-def _advance(trace: Trace, env: HoiEnvironment, g: Generation, max_turns: int) -> None:
+def _advance(trace: Trace, env: HoiEnvironment, g: Generation, config: LoopConfig) -> None:
     """Apply one generation to a rollout: close it, or run its tool calls and leave it open."""
     trace.turns += 1
     trace.prompt_tokens += g.prompt_tokens
@@ -107,12 +108,14 @@ def _advance(trace: Trace, env: HoiEnvironment, g: Generation, max_turns: int) -
     if not calls:
         trace.status = ANSWERED
         return
-    if trace.turns >= max_turns:
+    if trace.turns >= config.max_turns:
         trace.status = MAX_TURNS
         return
     for body in calls:
         name, arguments = parse_tool_call(body)
-        result = call_tool(env, name if name is not None else "<unreadable tool call>", arguments)
+        result = call_tool(
+            env, name if name is not None else "<unreadable tool call>", arguments, config.offered
+        )
         trace.messages.append({"role": "tool", "name": name or "unknown", "content": result})
 
 

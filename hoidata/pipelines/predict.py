@@ -2,6 +2,10 @@
 
 Every image gets one fixed detection question (the first ``detection`` paraphrase with the
 profile's answer format: evaluation should not vary its prompt) and one greedy answer by default.
+A model trained to use tools can have them at test time too (``--tools zoom_in``): the question
+then carries the think/tools/answer instruction it was trained with, and the multi-turn loop of
+gen-cot runs its calls. Only tools that need no ground truth are offered (the detection tools
+would read the annotations being evaluated).
 The answer is parsed through the profile into canonical pixels. VLMs give no scores, so each
 prediction keeps its position in the answer as ``rank`` and no ``score``: ``eval`` ranks by it and
 says so. The raw text, finish reason and any engine error stay in the row, so a bad number can be
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +27,7 @@ import pyarrow.parquet as pq
 from hoidata.engines import Engine, Sampling
 from hoidata.errors import HoidataError
 from hoidata.eval.predictions import PREDICTION, prediction_features
-from hoidata.gen.loop import sample_seed
+from hoidata.gen.loop import ANSWERED, ENGINE_ERROR, LENGTH, MAX_TURNS, LoopConfig, run_loop, sample_seed
 from hoidata.io import Manifest, StageRun, read_manifest
 from hoidata.io.files import fingerprint
 from hoidata.io.images import open_images
@@ -31,14 +35,15 @@ from hoidata.pipelines.boxes import image_root, input_shards
 from hoidata.profiles import Profile, get_profile
 from hoidata.profiles.answers import parse_answers
 from hoidata.schemas.canonical import REJECTS_SCHEMA
-from hoidata.sft.prompts import templates
+from hoidata.sft.prompts import templates, with_cot_instruction
+from hoidata.tools.environment import HoiEnvironment, tool_schemas
 
 PREDICT_SCHEMA = pa.schema(
     [
         ("sample_id", pa.string()),
         ("predictions", pa.list_(PREDICTION)),
         ("completion", pa.string()),
-        ("finish_reason", pa.string()),  # stop | length | error
+        ("finish_reason", pa.string()),  # stop | length | error | max_turns
         ("error", pa.string()),
     ]
 )
@@ -56,11 +61,17 @@ class PredictConfig:
     seed: int = 0
     shard_size: int = 512
     threads: int = 4
+    tools: tuple[str, ...] = ()  # offered at test time, from TEST_TIME_TOOLS; none: one plain answer
+    max_turns: int = 3  # with tools: model turns per image, tool-calling ones included
 
 
-def question(profile: Profile) -> str:
-    """The one detection question every image is asked."""
-    return templates()["detection"][0].replace("{format}", profile.answer_hint())
+TEST_TIME_TOOLS = ("imagine", "zoom_in")  # they look at the image only, never at the annotations
+
+
+def question(profile: Profile, tools: bool = False) -> str:
+    """The one detection question every image is asked (with tools: and the gen-cot instruction)."""
+    text = templates()["detection"][0].replace("{format}", profile.answer_hint())
+    return with_cot_instruction(text) if tools else text
 
 
 def predict(
@@ -77,12 +88,20 @@ def predict(
         raise HoidataError(
             f"expected a canonical dataset (convert or boxes), got {manifest.stage!r}", file=str(input_dir)
         )
+    unknown = sorted(set(cfg.tools) - set(TEST_TIME_TOOLS))
+    if unknown:
+        raise HoidataError(
+            f"--tools: {', '.join(unknown)} cannot be offered at test time; choose from "
+            f"{', '.join(TEST_TIME_TOOLS)} (the detection tools would read the annotations being evaluated)"
+        )
+    if cfg.max_turns < 1:
+        raise HoidataError(f"--max-turns must be at least 1, got {cfg.max_turns}")
     profile = get_profile(cfg.profile, cfg.min_pixels, cfg.max_pixels)
     root = image_root(manifest)
     shards = input_shards(input_dir, manifest)
     config = {k: v for k, v in asdict(cfg).items() if k != "threads"} | {
         "input": str(Path(input_dir).resolve()),
-        "question": question(profile),
+        "question": question(profile, bool(cfg.tools)),
         "profile_spec": profile.describe(),
         "ranking": "unscored: predictions keep their position in the answer as rank",
         "split": manifest.config.get("split", "test"),
@@ -118,7 +137,7 @@ def _predict_table(
 ) -> tuple[pa.Table, pa.Table]:
     rows = table.to_pylist()
     images = open_images([r["image"] for r in rows], root, cfg.threads)
-    text = question(profile)
+    text = question(profile, bool(cfg.tools))
     kept, rejects = [], []
     for r, image in zip(rows, images, strict=True):
         if isinstance(image, Exception):
@@ -131,20 +150,22 @@ def _predict_table(
         for _, im in kept
     ]
     sampling = Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-    out: list[list[Any]] = []
+    replies: list[Reply] = []
     for start in range(0, len(kept), cfg.shard_size):
-        batch = conversations[start : start + cfg.shard_size]
-        seeds = [sample_seed(cfg.seed, r["sample_id"], 0) for r, _ in kept[start : start + cfg.shard_size]]
-        out += engine.generate(batch, sampling, seeds)
-    generations = [g[0] for g in out]
-    texts = [g.text for g in generations]
+        batch, part = conversations[start : start + cfg.shard_size], kept[start : start + cfg.shard_size]
+        if cfg.tools:
+            replies += _with_tools(engine, batch, part, profile, cfg, sampling)
+        else:
+            seeds = [sample_seed(cfg.seed, r["sample_id"], 0) for r, _ in part]
+            generated = [g[0] for g in engine.generate(batch, sampling, seeds)]
+            replies += [Reply(g.text, g.finish_reason, g.error, g.text) for g in generated]
     widths = np.array([r["width"] for r, _ in kept], np.float64)
     heights = np.array([r["height"] for r, _ in kept], np.float64)
-    answers = parse_answers(profile, texts, widths, heights)
+    answers = parse_answers(profile, [reply.answer for reply in replies], widths, heights)
     verbs, labels = answers.verb.to_pylist(), answers.object_label.to_pylist()
     has_object = answers.has_object
     result = []
-    for k, ((r, _), g) in enumerate(zip(kept, generations, strict=True)):
+    for k, ((r, _), reply) in enumerate(zip(kept, replies, strict=True)):
         s, e = answers.offsets[k], answers.offsets[k + 1]
         predictions = [
             {
@@ -162,9 +183,51 @@ def _predict_table(
             {
                 "sample_id": r["sample_id"],
                 "predictions": predictions,
-                "completion": g.text,
-                "finish_reason": g.finish_reason,
-                "error": g.error,
+                "completion": reply.text,
+                "finish_reason": reply.finish_reason,
+                "error": reply.error,
             }
         )
     return pa.Table.from_pylist(result, PREDICT_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA)
+
+
+class Reply(NamedTuple):
+    text: str  # what the model wrote; with tools, every turn of it
+    finish_reason: str
+    error: str | None
+    answer: str  # what is parsed: the last turn
+
+
+_FINISH = {ANSWERED: "stop", LENGTH: "length", MAX_TURNS: "max_turns", ENGINE_ERROR: "error"}
+
+
+def _with_tools(
+    engine: Engine,
+    conversations: list[list[dict[str, Any]]],
+    kept: list[tuple[dict[str, Any], Any]],
+    profile: Profile,
+    cfg: PredictConfig,
+    sampling: Sampling,
+) -> list[Reply]:
+    """gen-cot's multi-turn loop, one rollout per image, with the test-time tools only."""
+    # no instances or pairs: the environment knows the image and its size, nothing of the annotations
+    rows = [
+        {"images": [image], "width": r["width"], "height": r["height"], "sample_id": r["sample_id"]}
+        for r, image in kept
+    ]
+    traces = run_loop(
+        engine,
+        conversations,
+        rows,
+        HoiEnvironment.factory(profile=profile),
+        LoopConfig(sampling, cfg.max_turns, cfg.seed, offered=cfg.tools),
+        tools=tool_schemas(cfg.tools),
+        sample_ids=[r["sample_id"] for r, _ in kept],
+    )
+    replies = []
+    for t in traces:
+        turns = [m["content"] for m in t.messages if m["role"] == "assistant"]
+        replies.append(
+            Reply("\n\n".join(turns), _FINISH.get(t.status, t.status), t.error, turns[-1] if turns else "")
+        )
+    return replies

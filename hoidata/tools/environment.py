@@ -18,7 +18,7 @@ import json
 import math
 import re
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -447,21 +447,25 @@ def _ground_truth(instances: Any, pairs: Any) -> tuple[np.ndarray, list[str], np
 
 # ---- our own generation loop ------------------------------------------------------------------------
 def call_tool(
-    env: HoiEnvironment, name: str, arguments: dict[str, Any] | str | None = None
+    env: HoiEnvironment,
+    name: str,
+    arguments: dict[str, Any] | str | None = None,
+    offered: Sequence[str] = TOOL_NAMES,
 ) -> str | list[dict[str, Any]]:
-    """Run a model's tool call (``arguments`` as a dict or JSON text) as TRL would; never raises."""
+    """Run a model's tool call (``arguments`` as a dict or JSON text) as TRL would; never raises.
+    A tool the prompt did not offer is an unknown tool."""
     logged = arguments if isinstance(arguments, dict) else {"arguments": arguments}
     label = name if isinstance(name, str) else repr(name)
     try:
-        tool, kwargs = _dispatch(name, arguments)
+        tool, kwargs = _dispatch(name, arguments, offered)
     except _ToolError as e:
         return env._fail(label[:64], logged, str(e))
     return getattr(env, tool)(**kwargs)
 
 
-def _dispatch(name: Any, arguments: Any) -> tuple[str, dict[str, Any]]:
-    if not isinstance(name, str) or name not in TOOL_NAMES:
-        raise _ToolError(f"unknown tool; the tools are {', '.join(TOOL_NAMES)}")
+def _dispatch(name: Any, arguments: Any, offered: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    if not isinstance(name, str) or name not in TOOL_NAMES or name not in offered:
+        raise _ToolError(f"unknown tool; the tools are {', '.join(sorted(offered))}")
     if isinstance(arguments, str):
         if len(arguments) > MAX_ARGUMENT_CHARS:
             raise _ToolError("arguments are too long")
@@ -485,11 +489,11 @@ def _dispatch(name: Any, arguments: Any) -> tuple[str, dict[str, Any]]:
 
 
 # ---- schemas ----------------------------------------------------------------------------------------
-def tool_schemas() -> list[dict[str, Any]]:
-    """The five tools' function schemas, in TRL's order, as ``transformers.utils.get_json_schema``
-    writes them (key order included, so the rendered prompt is the same text), without importing
-    transformers: the data stages run without the training extras."""
-    return [function_schema(getattr(HoiEnvironment, name)) for name in TOOL_NAMES]
+def tool_schemas(names: Sequence[str] = TOOL_NAMES) -> list[dict[str, Any]]:
+    """The tools' function schemas (all five by default), in TRL's order, as
+    ``transformers.utils.get_json_schema`` writes them (key order included, so the rendered prompt is
+    the same text), without importing transformers: the data stages run without the training extras."""
+    return [function_schema(getattr(HoiEnvironment, name)) for name in TOOL_NAMES if name in names]
 
 
 # The Google-style docstring grammar transformers reads (chat_template_utils), for the hints used here.
