@@ -88,7 +88,7 @@ class StageRun:
         self.work = self.out / WORK
         state = {
             "stage": stage,
-            "config": config,
+            "config": orjson.loads(orjson.dumps(config)),  # as the manifest reads back: tuples are lists
             "input_fingerprint": input_fingerprint,
             "num_shards": num_shards,
         }
