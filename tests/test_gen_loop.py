@@ -282,3 +282,13 @@ def test_tool_results_as_user_turns_render_the_same_prompt(tiny_vlm: Any, family
 
     assert render(with_tool_turns_as_user(conversation)) == render(conversation)
     assert render(conversation).count("<|vision_start|>") == 2
+
+
+def test_hf_engine_names_a_model_it_cannot_load(tmp_path: Any) -> None:
+    from hoidata.engines.hf import HfEngine
+    from hoidata.errors import HoidataError
+
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(HoidataError, match="cannot load the model") as raised:
+        HfEngine(missing)
+    assert missing in str(raised.value) and "\n" not in str(raised.value)

@@ -7,6 +7,7 @@ from typing import Any
 
 from hoidata.engines.base import Conversation, Generation, Sampling
 from hoidata.engines.messages import with_tool_turns_as_user
+from hoidata.errors import HoidataError
 
 
 class HfEngine:
@@ -28,10 +29,13 @@ class HfEngine:
 
         self.model = model
         self._torch = torch
-        self.processor = AutoProcessor.from_pretrained(model)
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.network = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(device).eval()
+        except OSError as e:  # a typo in a path reads as a Hub id: say which model, in one line
+            raise HoidataError(f"cannot load the model {model!r}: {str(e).splitlines()[0]}") from None
         if family is not None:
             use_tool_template(self.processor, family)
-        self.network = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(device).eval()
         self.device = device
         tok = self.processor.tokenizer
         self._eos = {i for i in (tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")) if i is not None}
