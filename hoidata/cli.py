@@ -477,6 +477,10 @@ def gen_cot_cmd(
         str, typer.Option(help="i/N: run every N-th shard starting at i (several machines).")
     ] = "0/1",
     limit: Annotated[int | None, typer.Option(help="Only the first prompts (a trial run).")] = None,
+    tools: Annotated[
+        str,
+        typer.Option(help="Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."),
+    ] = "analyze_spatial,detect_humans,detect_objects,imagine,zoom_in",
     dp: Annotated[
         int, typer.Option("--dp", help="Data-parallel engine processes on this machine (--tp GPUs each).")
     ] = 1,
@@ -515,6 +519,7 @@ def gen_cot_cmd(
         shard_size=shard_size,
         shard=shard,
         limit=limit,
+        tools=tuple(t.strip() for t in tools.split(",") if t.strip()),
     )
     manifest = gen_cot(input_dir, out, cfg, factory, overwrite=overwrite)
     if manifest is None:

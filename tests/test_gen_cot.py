@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
 
+from hoidata.errors import HoidataError
 from hoidata.io import open_dataset, read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
@@ -197,3 +198,24 @@ def test_data_parallel_processes_equal_one_process(demo_boxes: Path, tmp_path: P
     assert again.returncode == 2 and "already complete" in again.stderr
     redo = subprocess.run([*command, "--overwrite"], capture_output=True, text=True)
     assert redo.returncode == 0, redo.stderr
+
+
+def test_a_subset_of_tools_is_what_the_model_sees_and_what_the_data_records(
+    demo_boxes: Path, tmp_path: Path
+) -> None:
+    class Recording(ZoomThenAnswer):
+        def generate(self, conversations: Any, sampling: Any, seeds: Any, tools: Any = None) -> Any:
+            self.offered = [t["function"]["name"] for t in tools]
+            return super().generate(conversations, sampling, seeds, tools)
+
+    engine = Recording(true_answers(demo_boxes))
+    cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, limit=4, tools=("zoom_in",))
+    gen_cot(demo_boxes, tmp_path / "cot", cfg, lambda: engine, progress=False)
+    assert engine.offered == ["zoom_in"]
+    rows = read_table(tmp_path / "cot").to_pylist()
+    assert all([t["function"]["name"] for t in json.loads(r["tools"])] == ["zoom_in"] for r in rows)
+    assert any(r["rewards"]["tool"] > 0 for r in rows)  # the zoom still runs
+    with pytest.raises(HoidataError, match="--tools must be some of"):
+        gen_cot(
+            demo_boxes, tmp_path / "bad", GenCotConfig(tools=("teleport",)), lambda: engine, progress=False
+        )

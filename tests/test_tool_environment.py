@@ -604,3 +604,22 @@ def test_sft_tool_list_renders_the_same_prompt_as_trl() -> None:
     )
     assert from_trl == from_sft
     assert '"name": "imagine"' in from_trl[0][0]
+
+
+def test_an_environment_offering_some_tools_lists_only_those_to_trl() -> None:
+    zoom_only = HoiEnvironment.offering(["zoom_in"])
+    assert HoiEnvironment.offering(list(TOOL_NAMES)) is HoiEnvironment
+    assert HoiEnvironment.offering(["zoom_in"]) is zoom_only  # one class per set
+    listed = [  # what TRL's GRPOTrainer does with an environment_factory
+        name
+        for name, _ in inspect.getmembers(zoom_only, predicate=inspect.isfunction)
+        if name not in ("reset", "get_reward") and not name.startswith("_")
+    ]
+    assert listed == ["zoom_in"]
+    env = HoiEnvironment.factory(["zoom_in"], profile="qwen2.5-vl")()
+    assert isinstance(env, HoiEnvironment)
+    env.reset(images=[Image.new("RGB", (64, 48))], width=64, height=48, sample_id="s")
+    assert "unknown tool; the tools are zoom_in" in call_tool(env, "detect_humans", {})
+    assert not is_tool_error(call_tool(env, "zoom_in", {"bbox_2d": [0, 0, 40, 40]}))
+    with pytest.raises(ValueError, match="tools must be some of"):
+        HoiEnvironment.offering(["teleport"])

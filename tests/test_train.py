@@ -230,11 +230,13 @@ def test_recipe_overrides_and_errors(tmp_path: Path) -> None:
         and r.freeze_vision is False
     )
     assert r.data == ["d"]
+    assert load_recipe(path, ["--tools", "[zoom_in]"]).tools == ["zoom_in"]  # grpo offers these only
     for bad, message in (
         (["--unknown", "1"], "unknown recipe keys"),
         (["--method", "ppo"], "method must be one of"),
         (["--trainer.lr"], "has no value"),
         (["--rewards.speed", "1"], "unknown reward settings"),
+        (["--tools", "[zoom_in, teleport]"], "tools must be true, false or a list"),
         (["oops"], "expected --key value"),
     ):
         with pytest.raises(HoidataError, match=message):

@@ -19,7 +19,7 @@ from typing import Any
 from hoidata.engines.base import Conversation, Engine, Generation, Sampling
 from hoidata.rewards.completions import TOOL_CALL_BLOCK, parse_tool_call
 from hoidata.tools.detection import stable_seed
-from hoidata.tools.environment import TOOL_NAMES, HoiEnvironment, ToolCall, call_tool
+from hoidata.tools.environment import HoiEnvironment, ToolCall, call_tool
 
 ANSWERED, MAX_TURNS, LENGTH, ENGINE_ERROR = "answered", "max_turns", "length", "engine_error"
 
@@ -44,7 +44,6 @@ class LoopConfig:
     sampling: Sampling = field(default_factory=Sampling)
     max_turns: int = 3  # model turns per rollout, tool-calling ones included
     seed: int = 0
-    offered: tuple[str, ...] = TOOL_NAMES  # the tools the prompt lists; any other call is an unknown tool
 
 
 def run_loop(
@@ -113,9 +112,7 @@ def _advance(trace: Trace, env: HoiEnvironment, g: Generation, config: LoopConfi
         return
     for body in calls:
         name, arguments = parse_tool_call(body)
-        result = call_tool(
-            env, name if name is not None else "<unreadable tool call>", arguments, config.offered
-        )
+        result = call_tool(env, name if name is not None else "<unreadable tool call>", arguments)
         trace.messages.append({"role": "tool", "name": name or "unknown", "content": result})
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
@@ -32,8 +33,7 @@ from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import RewardConfig, Targets, score
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft import prompts
-from hoidata.sft.cof import TOOLS_JSON
-from hoidata.tools.environment import HoiEnvironment
+from hoidata.tools.environment import TOOL_NAMES, HoiEnvironment, tool_schemas
 
 
 @dataclass
@@ -54,6 +54,7 @@ class GenCotConfig:
     shard: str = "0/1"  # i/N: this machine runs shards i, i+N, i+2N, ...
     limit: int | None = None  # first prompts only (trial runs)
     threads: int = 4  # image decoding and crop encoding
+    tools: tuple[str, ...] = TOOL_NAMES  # offered to the model (e.g. zoom_in only, for chain-of-focus data)
 
 
 def gen_cot(
@@ -69,6 +70,10 @@ def gen_cot(
     when some shard is left to run (a finished run loads no model). Returns the manifest, or None
     when this process ran its shards and others are still to come (``--shard i/N``)."""
     start = time.perf_counter()
+    if not cfg.tools or set(cfg.tools) - set(TOOL_NAMES):
+        raise HoidataError(
+            f"--tools must be some of {', '.join(TOOL_NAMES)}, got {', '.join(cfg.tools) or 'none'}"
+        )
     index, count = parse_shard(cfg.shard)
     samples, profile, root = prompt_rows(Path(input_dir), cfg.task, cfg.limit)
     chunks = [samples[i : i + cfg.shard_size] for i in range(0, len(samples), cfg.shard_size)] or [[]]
@@ -144,9 +149,9 @@ def _shard(
         engine,
         prompts,
         rows,
-        HoiEnvironment.factory(profile=profile),
+        HoiEnvironment.factory(cfg.tools, profile=profile),
         LoopConfig(Sampling(cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens), cfg.max_turns, cfg.seed),
-        tools=_tools(),
+        tools=tool_schemas(cfg.tools),
         sample_ids=[s["sample_id"] for s in kept],
     )
     targets = Targets.from_rows(
@@ -164,7 +169,7 @@ def _shard(
         engine=engine.name,
         model=engine.model,
         seed=cfg.seed,
-        tools_json=TOOLS_JSON,
+        tools_json=orjson.dumps(tool_schemas(cfg.tools)).decode(),
     )
     used = sum(t.prompt_tokens + t.completion_tokens for t in traces)
     return pa.Table.from_pylist(out, GEN_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA), used
@@ -215,12 +220,6 @@ def prompt_rows(
         table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=task), mode, root)
     rows = table.to_pylist()
     return (rows if limit is None else rows[:limit]), profile, root
-
-
-def _tools() -> list[dict[str, Any]]:
-    from hoidata.tools.environment import tool_schemas
-
-    return tool_schemas()
 
 
 def parse_shard(spec: str) -> tuple[int, int]:

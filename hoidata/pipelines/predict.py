@@ -219,8 +219,8 @@ def _with_tools(
         engine,
         conversations,
         rows,
-        HoiEnvironment.factory(profile=profile),
-        LoopConfig(sampling, cfg.max_turns, cfg.seed, offered=cfg.tools),
+        HoiEnvironment.factory(cfg.tools, profile=profile),
+        LoopConfig(sampling, cfg.max_turns, cfg.seed),
         tools=tool_schemas(cfg.tools),
         sample_ids=[r["sample_id"] for r, _ in kept],
     )

@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 from PIL import Image
@@ -78,6 +78,8 @@ class HoiEnvironment:
     then by score; a tool accepts only ids it has shown the model. ``max_calls`` bounds an episode.
     """
 
+    offered: ClassVar[tuple[str, ...]] = TOOL_NAMES  # the tools this class lists (see ``offering``)
+
     def __init__(
         self,
         profile: Profile | str = "qwen3-vl",
@@ -108,10 +110,21 @@ class HoiEnvironment:
         self._shown: set[int] = set()
 
     @classmethod
-    def factory(cls, **kwargs: Any) -> Callable[[], HoiEnvironment]:
-        """A zero-argument constructor for TRL's ``environment_factory`` (one instance per rollout)."""
-        cls(**kwargs)  # bad settings fail here, not inside the trainer
-        return functools.partial(cls, **kwargs)
+    def factory(cls, tools: Sequence[str] | None = None, **kwargs: Any) -> Callable[[], HoiEnvironment]:
+        """A zero-argument constructor for TRL's ``environment_factory`` (one instance per rollout),
+        offering ``tools`` only when given (see :meth:`offering`)."""
+        kind = cls if tools is None else cls.offering(tools)
+        kind(**kwargs)  # bad settings fail here, not inside the trainer
+        return functools.partial(kind, **kwargs)
+
+    @classmethod
+    def offering(cls, tools: Sequence[str]) -> type[HoiEnvironment]:
+        """This environment with ``tools`` only. The others are hidden on the class, which is where
+        TRL's ``environment_factory`` lists tools from, and a call to one is an unknown tool."""
+        unknown = sorted(set(tools) - set(TOOL_NAMES))
+        if unknown or not tools:
+            raise ValueError(f"tools must be some of {', '.join(TOOL_NAMES)}, got {list(tools)}")
+        return _offering(cls, tuple(name for name in TOOL_NAMES if name in tools))
 
     @property
     def detections(self) -> list[Detection]:
@@ -447,17 +460,14 @@ def _ground_truth(instances: Any, pairs: Any) -> tuple[np.ndarray, list[str], np
 
 # ---- our own generation loop ------------------------------------------------------------------------
 def call_tool(
-    env: HoiEnvironment,
-    name: str,
-    arguments: dict[str, Any] | str | None = None,
-    offered: Sequence[str] = TOOL_NAMES,
+    env: HoiEnvironment, name: str, arguments: dict[str, Any] | str | None = None
 ) -> str | list[dict[str, Any]]:
     """Run a model's tool call (``arguments`` as a dict or JSON text) as TRL would; never raises.
-    A tool the prompt did not offer is an unknown tool."""
+    A tool the environment does not offer is an unknown tool."""
     logged = arguments if isinstance(arguments, dict) else {"arguments": arguments}
     label = name if isinstance(name, str) else repr(name)
     try:
-        tool, kwargs = _dispatch(name, arguments, offered)
+        tool, kwargs = _dispatch(name, arguments, type(env).offered)
     except _ToolError as e:
         return env._fail(label[:64], logged, str(e))
     return getattr(env, tool)(**kwargs)
@@ -465,7 +475,7 @@ def call_tool(
 
 def _dispatch(name: Any, arguments: Any, offered: Sequence[str]) -> tuple[str, dict[str, Any]]:
     if not isinstance(name, str) or name not in TOOL_NAMES or name not in offered:
-        raise _ToolError(f"unknown tool; the tools are {', '.join(sorted(offered))}")
+        raise _ToolError(f"unknown tool; the tools are {', '.join(offered)}")
     if isinstance(arguments, str):
         if len(arguments) > MAX_ARGUMENT_CHARS:
             raise _ToolError("arguments are too long")
@@ -489,6 +499,17 @@ def _dispatch(name: Any, arguments: Any, offered: Sequence[str]) -> tuple[str, d
 
 
 # ---- schemas ----------------------------------------------------------------------------------------
+@functools.cache
+def _offering(base: type[HoiEnvironment], tools: tuple[str, ...]) -> type[HoiEnvironment]:
+    if tools == base.offered:
+        return base
+    hidden: dict[str, Any] = {name: None for name in TOOL_NAMES if name not in tools}
+    label = "".join(name.title().replace("_", "") for name in tools)
+    return type(
+        f"{base.__name__}With{label}", (base,), {**hidden, "offered": tools, "__module__": base.__module__}
+    )
+
+
 def tool_schemas(names: Sequence[str] = TOOL_NAMES) -> list[dict[str, Any]]:
     """The tools' function schemas (all five by default), in TRL's order, as
     ``transformers.utils.get_json_schema`` writes them (key order included, so the rendered prompt is

@@ -10,7 +10,7 @@ task: referring                   # grpo on a boxes dataset: which questions to 
 lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}   # null: full fine-tuning
 freeze_vision: true
 rewards: {accuracy: 1.0, format: 0.5, tool: 0.5, spatial: 0.5}       # grpo
-tools: true                       # grpo: the HOI tool environment
+tools: true                       # grpo: the HOI tool environment (or a list, e.g. [zoom_in])
 trainer: {learning_rate: 5.0e-7, num_generations: 4, output_dir: runs/grpo}  # TRL config fields
 ```
 Overrides are ``--key value`` pairs with dotted keys (``--trainer.learning_rate 1e-5``); values
@@ -51,7 +51,7 @@ class Recipe:
     lora: Lora | None = None
     freeze_vision: bool = True
     rewards: dict[str, float] = field(default_factory=dict)
-    tools: bool = True
+    tools: bool | list[str] = True  # grpo: all tools, none, or these (as gen-cot --tools offered them)
     max_samples: int | None = None  # first samples only (trials, tests)
     trainer: dict[str, Any] = field(default_factory=dict)
 
@@ -182,6 +182,17 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
             f"unknown reward settings {bad}; known: {sorted(RewardConfig.__dataclass_fields__)}",
             file=where,
             field="rewards",
+        )
+    tools = raw.get("tools", True)
+    from hoidata.tools.environment import TOOL_NAMES
+
+    if not isinstance(tools, bool) and (
+        not isinstance(tools, list) or not tools or not set(map(str, tools)) <= set(TOOL_NAMES)
+    ):
+        raise HoidataError(
+            f"tools must be true, false or a list of {', '.join(TOOL_NAMES)}; got {tools!r}",
+            file=where,
+            field="tools",
         )
     if not isinstance(raw.get("trainer", {}), dict):
         raise HoidataError("trainer must be a mapping of TRL config fields", file=where, field="trainer")

@@ -286,7 +286,8 @@ def _trainer(
     from hoidata.tools.environment import HoiEnvironment
 
     rewards = reward_funcs(profile, RewardConfig(**recipe.rewards))
-    environment = HoiEnvironment.factory(profile=profile) if recipe.tools else None
+    offered = recipe.tools if isinstance(recipe.tools, list) else None  # true: all of them
+    environment = HoiEnvironment.factory(offered, profile=profile) if recipe.tools else None
     return GRPOTrainer(
         model=model,
         reward_funcs=rewards,
