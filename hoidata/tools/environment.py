@@ -121,10 +121,10 @@ class HoiEnvironment:
     def offering(cls, tools: Sequence[str]) -> type[HoiEnvironment]:
         """This environment with ``tools`` only. The others are hidden on the class, which is where
         TRL's ``environment_factory`` lists tools from, and a call to one is an unknown tool."""
-        unknown = sorted(set(tools) - set(TOOL_NAMES))
+        unknown = sorted(set(tools) - set(cls.offered))
         if unknown or not tools:
-            raise ValueError(f"tools must be some of {', '.join(TOOL_NAMES)}, got {list(tools)}")
-        return _offering(cls, tuple(name for name in TOOL_NAMES if name in tools))
+            raise ValueError(f"tools must be some of {', '.join(cls.offered)}, got {list(tools)}")
+        return _offering(cls, tuple(name for name in cls.offered if name in tools))
 
     @property
     def detections(self) -> list[Detection]:
