@@ -519,7 +519,7 @@ def gen_cot_cmd(
         shard_size=shard_size,
         shard=shard,
         limit=limit,
-        tools=tuple(t.strip() for t in tools.split(",") if t.strip()),
+        tools=_comma_list(tools),
     )
     manifest = gen_cot(input_dir, out, cfg, factory, overwrite=overwrite)
     if manifest is None:
@@ -625,7 +625,7 @@ def predict(
         max_pixels=max_pixels,
         temperature=temperature,
         max_tokens=max_tokens,
-        tools=tuple(t.strip() for t in tools.split(",") if t.strip()),
+        tools=_comma_list(tools),
         max_turns=max_turns,
     )
     _print_summary(run_predict(input_dir, out, cfg, factory, overwrite=overwrite), out)
@@ -1328,6 +1328,11 @@ def eval_hoiqa_cmd(
     if json_out is not None:
         report.write_json(json_out)
         typer.echo(f"  report: {json_out}")
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``"zoom_in, imagine"`` → ``("zoom_in", "imagine")``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import scipy.io
 from mat_fixture import hoi_id, list_action, upt, write_mat
+from source_batches import assert_same_arrays
 
 from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
@@ -218,22 +219,7 @@ def test_matches_upt_reader(tmp_path: Path, clean_mat: Path) -> None:
     mat = read_mat(clean_mat, "test", ONE)
     ref = read_upt(tmp_path / "upt.json", upt(CLEAN), ONE)
     assert mat.file_names == ref.file_names and mat.keys == ref.keys and mat.errors == ref.errors
-    arrays = (
-        "widths",
-        "heights",
-        "inst_offsets",
-        "boxes",
-        "labels",
-        "pair_offsets",
-        "subjects",
-        "objects",
-        "verbs",
-        "hois",
-    )
-    for name in arrays:
-        a, b = getattr(mat, name), getattr(ref, name)
-        assert a.dtype == b.dtype, name
-        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert_same_arrays(mat, ref)
 
 
 def test_read_hico_detects_the_mat_layout(clean_mat: Path) -> None:
