@@ -12,6 +12,7 @@ is dropped; an unreadable object box leaves the entry without an object.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,15 +68,13 @@ class Answers(Flat):
 
 
 def answer_body(text: str) -> str:
-    """The last ``<answer>…</answer>`` block when there is one, else the whole text."""
-    start = text.rfind(_ANSWER_OPEN)
+    """The inside of the last closed ``<answer>…</answer>`` block, else the whole text."""
+    close = text.rfind(_ANSWER_CLOSE)
+    start = text.rfind(_ANSWER_OPEN, 0, close) if close >= 0 else -1
     if start < 0:
         return text
-    end = text.find(_ANSWER_CLOSE, start)
-    if end < 0:  # an unclosed last block: fall back to the last closed one, if any
-        head = text[:start]
-        return answer_body(head) if _ANSWER_CLOSE in head else text
-    return text[start + len(_ANSWER_OPEN) : end]
+    start += len(_ANSWER_OPEN)
+    return text[start : text.find(_ANSWER_CLOSE, start)]
 
 
 def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: Any) -> Answers:
@@ -83,18 +82,19 @@ def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: 
     canonical frame each text's boxes are converted back to."""
     from hoidata.profiles.profile import BoxStyle
 
-    reader = _json_entries if profile.style is BoxStyle.JSON else _token_entries
-    counts, entries = reader([answer_body(t) if isinstance(t, str) else "" for t in texts])
-    person = pc.struct_field(entries, "person_bbox_2d")
-    native = pc.struct_field(entries, "bbox_2d")  # Qwen's own {"bbox_2d", "label"} grounding entries
-    label = pc.utf8_lower(pc.utf8_trim_whitespace(pc.struct_field(entries, "label")))
-    use_native = pc.and_kleene(pc.is_null(person), pc.fill_null(pc.equal(label, "person"), True))
-    person = _boxes(pc.if_else(use_native, native, person))
-    obj = _boxes(pc.struct_field(entries, "object_bbox_2d"))
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    read = _json_entries if profile.style is BoxStyle.JSON else _token_entries
+    entries = read(texts)
+    label = pc.utf8_lower(pc.utf8_trim_whitespace(entries.label))
+    native = entries.person_null & pc.fill_null(pc.equal(label, "person"), True).to_numpy(
+        zero_copy_only=False
+    )
+    person = np.where(native[:, None], entries.boxes[:, 2], entries.boxes[:, 0])
+    obj = entries.boxes[:, 1].copy()
     keep = np.isfinite(person).all(axis=1)
     obj[~np.isfinite(obj).all(axis=1)] = np.nan
-    verb, object_label = _names(pc.struct_field(entries, "verb")), _names(pc.struct_field(entries, "object"))
-    n = len(texts)
+    verb, object_label = _names(entries.verb), _names(entries.object)
+    n, counts = len(texts), entries.counts
     owner = np.repeat(np.arange(n), counts)
     if not keep.all():
         owner, person, obj = owner[keep], person[keep], obj[keep]
@@ -131,7 +131,53 @@ def parse_verbs(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     return np.asarray(offsets, np.int64), verbs
 
 
-# ---- entry readers: (entries per body, one struct array of entries) -----------------------------
+# ---- entry readers: texts → the entries they write, before any frame conversion ---------------
+@dataclass(frozen=True)
+class Entries:
+    """Answer entries as written: item ``i`` of the batch wrote ``counts[i]`` of them, in order."""
+
+    counts: np.ndarray  # int64 (C,)
+    boxes: np.ndarray  # (E, 3, 4) person_bbox_2d, object_bbox_2d, bbox_2d; NaN unless 4 numbers
+    person_null: np.ndarray  # (E,) no person_bbox_2d at all (absent or null)
+    label: pa.StringArray
+    verb: pa.StringArray
+    object: pa.StringArray
+
+    @classmethod
+    def from_struct(cls, counts: np.ndarray, entries: pa.StructArray) -> Entries:
+        person = pc.struct_field(entries, "person_bbox_2d")
+        return cls(
+            counts=counts,
+            boxes=np.stack(
+                [_boxes(person)]
+                + [_boxes(pc.struct_field(entries, k)) for k in ("object_bbox_2d", "bbox_2d")],
+                axis=1,
+            ),
+            person_null=pc.is_null(person).to_numpy(zero_copy_only=False),
+            label=pc.struct_field(entries, "label"),
+            verb=pc.struct_field(entries, "verb"),
+            object=pc.struct_field(entries, "object"),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[tuple[np.ndarray, Entries]], n: int) -> Entries:
+        """Entries of disjoint sets of items (``(items, entries)``) in item order."""
+        owner = np.concatenate([np.repeat(items, e.counts) for items, e in parts])
+        order = pa.array(np.argsort(owner, kind="stable"))
+        counts = np.zeros(n, np.int64)
+        for items, e in parts:
+            counts[items] = e.counts
+        return cls(
+            counts=counts,
+            boxes=np.concatenate([e.boxes for _, e in parts])[order.to_numpy()],
+            person_null=np.concatenate([e.person_null for _, e in parts])[order.to_numpy()],
+            **{
+                k: pa.concat_arrays([getattr(e, k) for _, e in parts]).take(order)
+                for k in ("label", "verb", "object")
+            },
+        )
+
+
 ENTRY = pa.struct(
     [
         ("person_bbox_2d", pa.list_(pa.float64())),
@@ -145,7 +191,54 @@ ENTRY = pa.struct(
 _CHUNK = 1024  # bodies per Arrow conversion; a chunk with an ill-typed entry is cleaned in Python
 
 
-def _json_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
+def _json_entries(texts: list[str]) -> Entries:
+    """Well-formed answers through the compiled scanner, every other one through orjson."""
+    scanned = _scan(texts)
+    if scanned is None:
+        return _orjson_entries([answer_body(t) for t in texts])
+    ok, fast = scanned
+    rest = np.flatnonzero(~ok)
+    if not len(rest):
+        return fast
+    slow = _orjson_entries([answer_body(texts[i]) for i in rest])
+    return Entries.merge([(np.flatnonzero(ok), fast), (rest, slow)], len(texts))
+
+
+def _scan(texts: list[str]) -> tuple[np.ndarray, Entries] | None:
+    from hoidata.profiles.json_scan import gather_strings, scan_answers
+
+    try:
+        array = pa.array(texts, pa.large_string())
+    except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: orjson refuses it too
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    buffer = array.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[: len(texts) + 1]
+    ok, counts, boxes, spans = scan_answers(data, offsets)
+
+    def strings(column: int) -> pa.StringArray:
+        value_offsets, values, valid = gather_strings(data, np.ascontiguousarray(spans[:, column]))
+        return pa.LargeStringArray.from_buffers(
+            len(valid),
+            pa.py_buffer(value_offsets),
+            pa.py_buffer(values),
+            pa.py_buffer(np.packbits(valid, bitorder="little")),
+        ).cast(pa.string())
+
+    entries = Entries(
+        counts=counts[ok],
+        boxes=boxes,
+        person_null=np.isnan(boxes[:, 0, 0]),
+        label=strings(0),
+        verb=strings(1),
+        object=strings(2),
+    )
+    return ok, entries
+
+
+def _orjson_entries(bodies: list[str]) -> Entries:
     counts = np.zeros(len(bodies), np.int64)
     chunks = []
     with paused_gc():
@@ -162,7 +255,7 @@ def _json_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
                 chunks.append(pa.array(flat, ENTRY))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
                 chunks.append(pa.array([_clean(d) for d in flat], ENTRY))
-    return counts, _concat(chunks)
+    return Entries.from_struct(counts, _concat(chunks))
 
 
 def _json_value(body: str) -> Any:
@@ -200,20 +293,21 @@ def _clean(d: Any) -> dict[str, Any] | None:
     for key in ("person_bbox_2d", "object_bbox_2d", "bbox_2d"):
         v = d.get(key)
         if type(v) is list and all(isinstance(c, int | float) for c in v):
-            out[key] = v
+            with contextlib.suppress(OverflowError):  # an integer past 2**53 rounds, as in any parser
+                out[key] = [float(c) for c in v]
     for key in ("label", "verb", "object"):
         if type(d.get(key)) is str:
             out[key] = d[key]
     return out
 
 
-def _token_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
+def _token_entries(texts: list[str]) -> Entries:
     from hoidata.profiles.profile import token_entry
 
-    counts = np.zeros(len(bodies), np.int64)
+    counts = np.zeros(len(texts), np.int64)
     rows = []
-    for i, body in enumerate(bodies):
-        for line in body.splitlines():
+    for i, text in enumerate(texts):
+        for line in answer_body(text).splitlines():
             e = token_entry(line)
             if e is not None:
                 rows.append(
@@ -225,7 +319,7 @@ def _token_entries(bodies: list[str]) -> tuple[np.ndarray, pa.StructArray]:
                     }
                 )
                 counts[i] += 1
-    return counts, pa.array(rows, ENTRY)
+    return Entries.from_struct(counts, pa.array(rows, ENTRY))
 
 
 # ---- conversions -------------------------------------------------------------------------------
@@ -249,9 +343,14 @@ def _per_entry(values: Any, n: int, owner: np.ndarray) -> np.ndarray:
 
 
 def _names(column: pa.Array) -> pa.StringArray:
-    """Taxonomy spelling of written names (``" Sports Ball"`` → ``sports_ball``); null when empty."""
-    name = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.utf8_lower(column)), r"\s+", "_")
-    return pc.if_else(pc.equal(name, ""), pa.scalar(None, pa.string()), name)
+    """Taxonomy spelling of written names (``" Sports Ball"`` → ``sports_ball``); null when empty.
+
+    Spelled once per distinct name: a batch writes few.
+    """
+    encoded = column.dictionary_encode()
+    name = pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.utf8_lower(encoded.dictionary)), r"\s+", "_")
+    name = pc.if_else(pc.equal(name, ""), pa.scalar(None, pa.string()), name)
+    return name.take(encoded.indices)
 
 
 @lru_cache(maxsize=65536)

@@ -7,9 +7,8 @@ order the answer lists its pairs, to the free pair it overlaps best. F1 = 2·TP 
 and missing pairs both cost, so listing every verb or repeating a pair does not pay. Verb answers
 (referring, spatial, chain-of-focus) score the F1 of the distinct verbs named.
 
-Everything is computed over the whole batch at once: candidate (prediction, ground truth) edges
-are enumerated with ``np.repeat``, filtered on labels before any IoU is computed, and the greedy
-matching runs one vectorised step per prediction rank.
+Labels become integer codes for the whole batch at once (Arrow dictionary encoding); the greedy
+matching itself is one compiled pass (:mod:`hoidata.rewards.greedy`).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import pyarrow.compute as pc
 
 from hoidata.profiles.answers import Answers
 from hoidata.rewards.targets import Targets
-from hoidata.schemas.boxes import iou
 
 IOU_THRESHOLD = 0.5
 Labels = pa.Array | pa.ChunkedArray | Sequence[str | None]
@@ -41,49 +39,28 @@ def matched_pairs(
     pred: Answers, gt: Targets, *, labels: bool = True, iou_threshold: float = IOU_THRESHOLD
 ) -> np.ndarray:
     """True positives per completion under one-to-one greedy matching."""
+    from hoidata.rewards.greedy import greedy_matches
+
     n = len(gt)
     if len(pred) != n:
         raise ValueError(f"{len(pred)} answers for {n} targets")
-    owner = pred.owner
-    rank = np.arange(len(owner)) - pred.offsets[owner]
-    keep = np.flatnonzero(rank < MAX_MATCHED_PER_ANSWER)
-    # candidate edges: every kept prediction against every ground-truth pair of its completion
-    per_pred = gt.counts[owner[keep]]
-    p = np.repeat(keep, per_pred)
-    starts = np.repeat(gt.offsets[owner[keep]], per_pred)
-    first_edge = np.repeat(np.cumsum(per_pred) - per_pred, per_pred)
-    g = starts + np.arange(len(p)) - first_edge
-    pred_has, gt_has = ~np.isnan(pred.object[:, 0]), ~np.isnan(gt.object[:, 0])
-    ok = pred_has[p] == gt_has[g]
     if labels:
         pv, gv = _codes(pred.verb, gt.verb)
         po, go = _codes(pred.object_label, gt.object_label)
-        ok &= (pv[p] == gv[g]) & (pv[p] >= 0) & (po[p] == go[g])
-    p, g = p[ok], g[ok]
-    score = iou(pred.person[p], gt.person[g])
-    both = gt_has[g]
-    if both.any():
-        score[both] = np.minimum(score[both], iou(pred.object[p[both]], gt.object[g[both]]))
-    good = score >= iou_threshold
-    p, g, score = p[good], g[good], score[good]
-    tp = np.zeros(n, np.int64)
-    if not len(p):
-        return tp
-    # greedy, in answer order: the r-th pair of every answer picks its best free pair at once
-    order = np.lexsort((-score, p))
-    p, g, r = p[order], g[order], rank[p[order]]
-    taken = np.zeros(len(gt.person), bool)
-    for step in np.unique(r):
-        at = r == step
-        ps, gs = p[at], g[at]
-        free = ~taken[gs]
-        ps, gs = ps[free], gs[free]
-        if not len(ps):
-            continue
-        first = np.unique(ps, return_index=True)[1]  # edges are sorted best-first within a pair
-        taken[gs[first]] = True
-        np.add.at(tp, owner[ps[first]], 1)
-    return tp
+    else:
+        pv, po = np.zeros(len(pred.person), np.int64), np.zeros(len(pred.person), np.int64)
+        gv, go = np.zeros(len(gt.person), np.int64), np.zeros(len(gt.person), np.int64)
+    return greedy_matches(
+        pred.offsets,
+        np.hstack([pred.person, pred.object]),
+        np.stack([pv, po], axis=1),
+        gt.offsets,
+        np.hstack([gt.person, gt.object]),
+        np.stack([gv, go], axis=1),
+        labels=labels,
+        iou_threshold=iou_threshold,
+        max_ranked=MAX_MATCHED_PER_ANSWER,
+    )
 
 
 def verb_f1(pred_offsets: np.ndarray, pred_verbs: Labels, gt: Targets) -> np.ndarray:
