@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from timing import timed
+from timing import timed, timed_interleaved
 
 from hoidata.profiles import get_profile
 from hoidata.profiles.answers import parse_answers
@@ -199,8 +199,12 @@ def main() -> None:
     ours = pair_f1(parse_answers(PROFILE, texts, gt.width, gt.height), gt)
     base = baseline(texts, gt)
     np.testing.assert_allclose(ours, base, err_msg="hoidata and the baseline disagree")
-    t_base = timed(lambda: baseline(texts, gt), repeats=3)
-    t_acc = timed(lambda: pair_f1(parse_answers(PROFILE, texts, gt.width, gt.height), gt), repeats=3)
+    t_base, t_acc = timed_interleaved(
+        [
+            lambda: baseline(texts, gt),
+            lambda: pair_f1(parse_answers(PROFILE, texts, gt.width, gt.height), gt),
+        ]
+    )
     t_all = timed(lambda: score(completions, gt, PROFILE), repeats=3)
     parsed = parse_answers(PROFILE, texts, gt.width, gt.height)
     preds = as_tuples(

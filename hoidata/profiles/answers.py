@@ -1,9 +1,10 @@
 """Reading answers back from model text, for a whole batch at once.
 
 Rewards score hundreds of thousands of completions and evaluation reads every prediction, so
-parsing is the hot path: each text is parsed once (orjson on the answer block, a tolerant fallback
-only when that fails), the entries land in flat arrays, and the frame conversion back to canonical
-pixels is one vectorised call. ``Profile.parse_pairs`` is this function on one text, so every
+parsing is the hot path: each text is parsed once (well-formed JSON answers by the compiled
+:mod:`~hoidata.profiles.json_scan`, any other by orjson on the answer block with a tolerant
+fallback), the entries land in flat arrays, and the frame conversion back to canonical pixels is
+one vectorised call. ``Profile.parse_pairs`` is this function on one text, so every
 reader in the toolkit agrees on what an answer says.
 
 A box is a list of four values that read as finite numbers. An entry without a readable person box
@@ -163,16 +164,16 @@ class Entries:
     def merge(cls, parts: list[tuple[np.ndarray, Entries]], n: int) -> Entries:
         """Entries of disjoint sets of items (``(items, entries)``) in item order."""
         owner = np.concatenate([np.repeat(items, e.counts) for items, e in parts])
-        order = pa.array(np.argsort(owner, kind="stable"))
+        order = np.argsort(owner, kind="stable")
         counts = np.zeros(n, np.int64)
         for items, e in parts:
             counts[items] = e.counts
         return cls(
             counts=counts,
-            boxes=np.concatenate([e.boxes for _, e in parts])[order.to_numpy()],
-            person_null=np.concatenate([e.person_null for _, e in parts])[order.to_numpy()],
+            boxes=np.concatenate([e.boxes for _, e in parts])[order],
+            person_null=np.concatenate([e.person_null for _, e in parts])[order],
             **{
-                k: pa.concat_arrays([getattr(e, k) for _, e in parts]).take(order)
+                k: pa.concat_arrays([getattr(e, k) for _, e in parts]).take(pa.array(order))
                 for k in ("label", "verb", "object")
             },
         )
