@@ -12,6 +12,9 @@ import typer
 
 from hoidata.errors import HoidataError
 
+# hoidata.tools.environment.TOOL_NAMES, spelled out: `hoidata --help` imports no tool code
+ALL_TOOLS = "analyze_spatial,detect_humans,detect_objects,imagine,zoom_in"
+
 app = typer.Typer(
     name="hoidata",
     help="Human-object-interaction annotations → training data for vision-language models.",
@@ -353,6 +356,8 @@ def boxes_cmd(
 
     hoidata build-sft cof data/hico-train-boxes --tool-share 0.35 --images resize --out data/sft-cof
 
+    hoidata build-sft cof data/hico-train-boxes --tools zoom_in --out data/sft-cof-zoom
+
     hoidata build-sft spatial data/hico-train-boxes --seed 1 --out data/sft-spatial
 """,
 )
@@ -371,12 +376,20 @@ def build_sft_cmd(
     tool_share: Annotated[
         float, typer.Option(help="cof: share of samples that call the zoom-in tool.")
     ] = 0.35,
+    tools: Annotated[
+        str,
+        typer.Option(
+            help="cof: tools the prompt offers, comma-separated, zoom_in among them (as gen-cot --tools)."
+        ),
+    ] = ALL_TOOLS,
     overwrite: Overwrite = False,
 ) -> None:
     """Build a TRL-ready SFT dataset (`images` + `messages`) from a `hoidata boxes` dataset."""
     from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 
-    cfg = BuildSftConfig(task=task.value, seed=seed, images=images.value, tool_share=tool_share)
+    cfg = BuildSftConfig(
+        task=task.value, seed=seed, images=images.value, tool_share=tool_share, tools=_comma_list(tools)
+    )
     _print_summary(build_sft(input_dir, out, cfg, overwrite=overwrite), out)
 
 
@@ -480,7 +493,7 @@ def gen_cot_cmd(
     tools: Annotated[
         str,
         typer.Option(help="Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."),
-    ] = "analyze_spatial,detect_humans,detect_objects,imagine,zoom_in",
+    ] = ALL_TOOLS,
     dp: Annotated[
         int, typer.Option("--dp", help="Data-parallel engine processes on this machine (--tp GPUs each).")
     ] = 1,

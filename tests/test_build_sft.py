@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from hoidata.cli import ALL_TOOLS
 from hoidata.io import open_dataset, read_manifest, read_table
 from hoidata.io.dataset_dir import StageRun
 from hoidata.pipelines.boxes import BoxesConfig, add_boxes, boxes
@@ -24,6 +26,7 @@ from hoidata.profiles import get_profile
 from hoidata.schemas.boxes import smart_resize
 from hoidata.schemas.canonical import SCHEMA
 from hoidata.sft.prompts import templates
+from hoidata.tools.environment import TOOL_NAMES
 from hoidata.tools.zoom import crop_window
 
 
@@ -185,6 +188,23 @@ def test_cof_zooms_on_real_crops_and_reasons_before_answering(demo_boxes: Path, 
         tool_turn = msgs[2]["content"]
         assert tool_turn[0]["text"] == "<tool_response>\n" and tool_turn[1]["type"] == "image"
         assert tool_turn[2]["text"].endswith("\n</tool_response>")
+
+
+def test_cof_offers_the_tools_asked_for(demo_boxes: Path, tmp_path: Path) -> None:
+    """Zoom-only chain-of-focus data offers zoom_in alone, as `gen-cot --tools zoom_in` rollouts do."""
+    cfg = BuildSftConfig(task="cof", tool_share=1.0, tools=("zoom_in",))
+    build_sft(demo_boxes, tmp_path / "zoom", cfg)
+    offered = {r["tools"] for r in read_table(tmp_path / "zoom").to_pylist()}
+    assert [[t["function"]["name"] for t in json.loads(x)] for x in offered] == [["zoom_in"]]
+    cli = [sys.executable, "-m", "hoidata", "build-sft", "cof", str(demo_boxes), "-o", str(tmp_path / "x")]
+    run = subprocess.run(
+        [*cli, "--tools", "detect_humans,imagine"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "zoom_in among them" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "x").exists()
+    assert tuple(ALL_TOOLS.split(",")) == TOOL_NAMES  # the CLI's default is every tool
 
 
 def test_image_modes(demo_boxes: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,9 +28,10 @@ from hoidata.pipelines.boxes import input_shards, manifest_split
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft import tasks
-from hoidata.sft.cof import TOOLS_JSON, cof_columns
+from hoidata.sft.cof import cof_columns
 from hoidata.sft.messages import single_turn
 from hoidata.sft.schema import SFT_SCHEMA, sft_features
+from hoidata.tools.environment import TOOL_NAMES, tool_schemas
 
 IMAGE_MODES = ("auto", "embed", "path", "resize")
 
@@ -42,6 +44,7 @@ class BuildSftConfig:
     seed: int = 0
     images: str = "auto"  # auto (as the input stores them) | embed | path | resize (to the profile's size)
     tool_share: float = 0.35  # cof: share of samples that call zoom_in
+    tools: tuple[str, ...] = TOOL_NAMES  # cof: the tools the prompt offers (zoom_in among them)
     threads: int = 8  # image reading / resizing
 
 
@@ -55,6 +58,11 @@ def build_sft(
         raise HoidataError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {cfg.images!r}")
     if not 0.0 <= cfg.tool_share <= 1.0:
         raise HoidataError(f"--tool-share must be within [0, 1], got {cfg.tool_share}")
+    if "zoom_in" not in cfg.tools or set(cfg.tools) - set(TOOL_NAMES):
+        raise HoidataError(
+            f"--tools must be some of {', '.join(TOOL_NAMES)}, zoom_in among them (chain-of-focus "
+            f"samples call it); got {', '.join(cfg.tools) or 'none'}"
+        )
     manifest = read_manifest(input_dir)
     if manifest.stage != "boxes":
         raise HoidataError(
@@ -157,6 +165,7 @@ def build_table(
     )
     n = len(units)
     uses_tool = np.zeros(n, bool)
+    tools_json = orjson.dumps(tool_schemas(cfg.tools)).decode()
     image_lists = _single_images(images, row)
     if cfg.task == "cof":
         messages, crops, uses_tool = cof_columns(
@@ -186,7 +195,7 @@ def build_table(
         "task": pa.array(np.full(n, cfg.task, object), pa.string()),
         "images": image_lists,
         "messages": messages,
-        "tools": pc.if_else(pa.array(uses_tool), TOOLS_JSON, pa.scalar(None, pa.string())),
+        "tools": pc.if_else(pa.array(uses_tool), tools_json, pa.scalar(None, pa.string())),
         "width": pa.array(width[row].astype(np.int32)),
         "height": pa.array(height[row].astype(np.int32)),
         "resized_width": pa.array(rw[row].astype(np.int32)),
