@@ -19,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hoidata.profiles import get_profile
-from hoidata.profiles.answers import Entries, _json_entries, _orjson_entries, _scan, answer_body
+from hoidata.profiles.answers import (
+    Entries,
+    _json_entries,
+    _orjson_entries,
+    _scan,
+    answer_body,
+    parse_answers,
+)
 
 KEYS = ["person_bbox_2d", "object_bbox_2d", "bbox_2d", "label", "verb", "object"]
 JSON_WHITESPACE, OTHER_WHITESPACE = ["", " ", "  ", "\n", "\t", "\r\n"], ["\x0c", "\u00a0"]
@@ -43,7 +50,8 @@ def number_text(draw: st.DrawFn, bent: bool) -> str:
         "exponent": f"{value}e{draw(st.integers(-2, 2))}",
         "zeros": f"0{value}",
         "long": str(draw(st.integers(10**14, 10**17))),
-    }[pick(draw, ["int", "int", "negative"], ["decimal", "exponent", "zeros", "long"], bent)]
+        "null": "null",
+    }[pick(draw, ["int", "int", "negative"], ["decimal", "exponent", "zeros", "long", "null"], bent)]
 
 
 def value_text(draw: st.DrawFn, key: str, ws: Any, bent: bool) -> str:
@@ -114,6 +122,30 @@ def test_the_scanner_reads_what_orjson_reads(texts: list[str]) -> None:
     assert_same(_json_entries(texts), _orjson_entries([answer_body(t) for t in texts]))
 
 
+@given(texts=st.lists(answers(), min_size=2, max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_a_text_reads_the_same_in_any_batch(texts: list[str]) -> None:
+    """orjson's reader converts chunks of entries at once; an ill-typed neighbour changes nothing."""
+    batch = _orjson_entries([answer_body(t) for t in texts])
+    alone = [_orjson_entries([answer_body(t)]) for t in texts]
+    np.testing.assert_array_equal(batch.counts, [a.counts[0] for a in alone])
+    np.testing.assert_array_equal(batch.boxes, np.concatenate([a.boxes for a in alone]))
+    np.testing.assert_array_equal(batch.person_null, np.concatenate([a.person_null for a in alone]))
+
+
+def test_an_ill_typed_neighbour_across_a_chunk_changes_nothing() -> None:
+    """A person box with a null, next to an entry Arrow refuses: the person box stays unreadable
+    (the entry is dropped) rather than being replaced by the entry's ``bbox_2d``."""
+    odd = '[{"person_bbox_2d": [1, 2, 3, null], "bbox_2d": [10, 20, 300, 400], "verb": "ride"}]'
+    texts = ["[]"] * 1023 + [odd, '[{"label": 5}]', '[{"person_bbox_2d": "", "bbox_2d": [1, 2, 3, 4]}]']
+    batch = _json_entries(texts)
+    alone = [_orjson_entries([answer_body(t)]) for t in texts[-3:]]
+    assert batch.counts[-3:].tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(batch.person_null, np.concatenate([a.person_null for a in alone]))
+    assert not batch.person_null[[0, 2]].any()
+    assert parse_answers(get_profile("qwen2.5-vl"), texts, 640, 480).counts.sum() == 0
+
+
 @pytest.mark.parametrize("name", ["qwen2.5-vl", "qwen3-vl"])
 def test_rendered_answers_take_the_compiled_path(name: str) -> None:
     """What hoidata writes (and so what a trained policy writes) never needs orjson."""
@@ -163,6 +195,7 @@ EDGES = {  # each rule of the accepted subset, at its edge
     "a list inside prose": f"The pairs: [{{{BOX}}}] as asked",
     "prose": "I think the person rides the horse.",
     "a grounding entry": '[{"bbox_2d": [1, 2, 30, 40], "label": "person"}]',
+    "a null in a box": '[{"person_bbox_2d": [1, 2, 30, null], "bbox_2d": [1, 2, 30, 40]}]',
 }
 
 

@@ -14,6 +14,7 @@ is dropped; an unreadable object box leaves the entry without an object.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -287,15 +288,21 @@ def _tolerant_json(body: str) -> Any:
 
 
 def _clean(d: Any) -> dict[str, Any] | None:
-    """One entry with every ill-typed field dropped (what Arrow would have refused)."""
+    """One entry as Arrow reads the entries it takes, so that an entry reads the same in any chunk:
+    a box field that is there but is no list of numbers stays there, unreadable (``[]``), so that
+    a person box the model wrote badly is not replaced by its ``bbox_2d``; an ill-typed name is
+    dropped."""
     if type(d) is not dict:
         return {}  # counted, then dropped for lack of a person box
     out: dict[str, Any] = {}
     for key in ("person_bbox_2d", "object_bbox_2d", "bbox_2d"):
         v = d.get(key)
-        if type(v) is list and all(isinstance(c, int | float) for c in v):
+        if v is None:
+            continue
+        out[key] = []
+        if type(v) is list and all(c is None or isinstance(c, int | float) for c in v):
             with contextlib.suppress(OverflowError):  # an integer past 2**53 rounds, as in any parser
-                out[key] = [float(c) for c in v]
+                out[key] = [math.nan if c is None else float(c) for c in v]
     for key in ("label", "verb", "object"):
         if type(d.get(key)) is str:
             out[key] = d[key]
