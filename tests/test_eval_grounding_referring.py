@@ -123,7 +123,7 @@ def test_perfect_and_partial_referring_answers(built: dict[str, Path], tmp_path:
     assert report.bertscore is None and any("BERTScore not computed" in n for n in report.notes)
     # one answer adds a verb: precision and exact match drop, recall stays
     gt = Targets.from_arrow(read_table(built["referring"]))
-    first = {v for v in gt.verb[gt.offsets[0] : gt.offsets[1]]}
+    first = set(gt.verb.to_pylist()[gt.offsets[0] : gt.offsets[1]])
     extra = "ride" if "ride" not in first else "hold"
     rows[0]["completion"] = "<answer>" + ", ".join([*sorted(first), extra]) + "</answer>"
     report = referring.eval_referring(_jsonl(tmp_path / "r2.jsonl", rows), built["referring"])

@@ -180,7 +180,7 @@ def test_targets_from_arrow_equal_targets_from_rows() -> None:
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert a.verb == b.verb and a.object_label == b.object_label and a.task.tolist() == b.task.tolist()
     sub = take(a, np.array([2, 0]))
-    assert sub.verb == ["hold", "ride", "wave"] and sub.offsets.tolist() == [0, 1, 3]
+    assert sub.verb.to_pylist() == ["hold", "ride", "wave"] and sub.offsets.tolist() == [0, 1, 3]
 
 
 # ---- format ---------------------------------------------------------------------------------------

@@ -309,7 +309,7 @@ def evaluate(pred: Answers, gt: Targets, *, method: str = "pooled") -> Grounding
     """Grounding AR of parsed answers against ground truth, one answer per sample: no I/O."""
     tp = match(pred, gt, method=method)
     bucket = size_bucket(gt)
-    labels = pa.array([f"{v}\x00{o or ''}" for v, o in zip(gt.verb, gt.object_label, strict=True)])
+    labels = pc.binary_join_element_wise(gt.verb, pc.fill_null(gt.object_label, ""), "\x00")
     enc = labels.dictionary_encode() if len(labels) else pa.array([], pa.string()).dictionary_encode()
     cat = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     names = enc.dictionary.to_pylist()

@@ -97,7 +97,7 @@ def evaluate(pred_offsets: np.ndarray, pred_verbs: list[str], gt: Targets) -> Re
     n = len(gt)
     if len(pred_offsets) != n + 1:
         raise ValueError(f"{len(pred_offsets) - 1} answers for {n} samples")
-    both = pa.array([*pred_verbs, *gt.verb], pa.string()).dictionary_encode()
+    both = pa.concat_arrays([pa.array(pred_verbs, pa.string()), gt.verb]).dictionary_encode()
     codes = both.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     vocab = both.dictionary.to_pylist()
     v = max(len(vocab), 1)

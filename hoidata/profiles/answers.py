@@ -84,7 +84,8 @@ def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: 
     canonical frame each text's boxes are converted back to."""
     from hoidata.profiles.profile import BoxStyle
 
-    texts = [t if isinstance(t, str) else "" for t in texts]
+    if not set(map(type, texts)) <= {str}:  # a text that is no string reads as empty
+        texts = [t if isinstance(t, str) else "" for t in texts]
     read = _json_entries if profile.style is BoxStyle.JSON else _token_entries
     entries = read(texts)
     label = pc.utf8_lower(pc.utf8_trim_whitespace(entries.label))
@@ -193,7 +194,7 @@ ENTRY = pa.struct(
 _CHUNK = 1024  # bodies per Arrow conversion; a chunk with an ill-typed entry is cleaned in Python
 
 
-def _json_entries(texts: list[str]) -> Entries:
+def _json_entries(texts: Sequence[str]) -> Entries:
     """Well-formed answers through the compiled scanner, every other one through orjson."""
     scanned = _scan(texts)
     if scanned is None:
@@ -206,7 +207,7 @@ def _json_entries(texts: list[str]) -> Entries:
     return Entries.merge([(np.flatnonzero(ok), fast), (rest, slow)], len(texts))
 
 
-def _scan(texts: list[str]) -> tuple[np.ndarray, Entries] | None:
+def _scan(texts: Sequence[str]) -> tuple[np.ndarray, Entries] | None:
     from hoidata.profiles.json_scan import gather_strings, scan_answers
 
     try:
@@ -309,7 +310,7 @@ def _clean(d: Any) -> dict[str, Any] | None:
     return out
 
 
-def _token_entries(texts: list[str]) -> Entries:
+def _token_entries(texts: Sequence[str]) -> Entries:
     from hoidata.profiles.profile import token_entry
 
     counts = np.zeros(len(texts), np.int64)

@@ -40,8 +40,16 @@ def scan_answers(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...
     entries it has; per entry ``boxes`` (E, 3, 4) float64 and ``spans`` (E, 3, 2) int64 byte spans
     into ``data``. Entries of texts that were not scanned are absent.
     """
-    capacity = int(np.count_nonzero(data == ord("{")))  # every entry opens with a brace
+    capacity = _count(data, ord("{"))  # every entry opens with a brace
     return _scan(data, offsets.astype(np.int64), capacity, _KEY_BYTES, _KEY_LENGTHS, _OPEN, _CLOSE, _NULL)
+
+
+@njit(cache=True)
+def _count(data, byte):
+    n = 0
+    for c in data:
+        n += c == byte
+    return n
 
 
 @njit(cache=True)
@@ -224,14 +232,14 @@ def _box(data, at, end, boxes, e, key):
         if negative:
             at += 1
         first = at
-        value = 0.0
+        value = 0
         while at < end and 48 <= data[at] <= 57:
-            value = value * 10.0 + (data[at] - 48)
+            value = value * 10 + (data[at] - 48)
             at += 1
         digits = at - first
         if digits == 0 or digits > _MAX_DIGITS or (digits > 1 and data[first] == 48):
             return -1
-        boxes[e, key, k] = -value if negative else value
+        boxes[e, key, k] = -float(value) if negative else float(value)
         at = _ws(data, at, end)  # a fraction or an exponent fails at the ',' or ']' expected next
     if at >= end or data[at] != 93:
         return -1

@@ -52,10 +52,12 @@ def matched_pairs(
         gv, go = np.zeros(len(gt.person), np.int64), np.zeros(len(gt.person), np.int64)
     return greedy_matches(
         pred.offsets,
-        np.hstack([pred.person, pred.object]),
+        pred.person,
+        pred.object,
         np.stack([pv, po], axis=1),
         gt.offsets,
-        np.hstack([gt.person, gt.object]),
+        gt.person,
+        gt.object,
         np.stack([gv, go], axis=1),
         labels=labels,
         iou_threshold=iou_threshold,

@@ -14,23 +14,31 @@ from numba import njit
 
 def greedy_matches(
     pred_offsets: np.ndarray,
-    pred_boxes: np.ndarray,
+    pred_person: np.ndarray,
+    pred_object: np.ndarray,
     pred_codes: np.ndarray,
     gt_offsets: np.ndarray,
-    gt_boxes: np.ndarray,
+    gt_person: np.ndarray,
+    gt_object: np.ndarray,
     gt_codes: np.ndarray,
     *,
     labels: bool,
     iou_threshold: float,
     max_ranked: int,
 ) -> np.ndarray:
-    """True positives per completion. Boxes are (N, 8) person then object; codes (N, 2) verb, object."""
+    """True positives per completion. Boxes are (N, 4); codes (N, 2) verb, object."""
+
+    def boxes(b: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(b, np.float64).reshape(-1, 4)
+
     return _match(
         pred_offsets.astype(np.int64),
-        np.ascontiguousarray(pred_boxes, np.float64),
+        boxes(pred_person),
+        boxes(pred_object),
         np.ascontiguousarray(pred_codes, np.int64),
         gt_offsets.astype(np.int64),
-        np.ascontiguousarray(gt_boxes, np.float64),
+        boxes(gt_person),
+        boxes(gt_object),
         np.ascontiguousarray(gt_codes, np.int64),
         labels,
         float(iou_threshold),
@@ -39,36 +47,36 @@ def greedy_matches(
 
 
 @njit(cache=True)
-def _iou(a, b, at):
-    """IoU of ``a[at:at+4]`` and ``b[at:at+4]``, with :func:`hoidata.schemas.boxes.iou`'s arithmetic."""
-    iw = max(min(a[at + 2], b[at + 2]) - max(a[at], b[at]), 0.0)
-    ih = max(min(a[at + 3], b[at + 3]) - max(a[at + 1], b[at + 1]), 0.0)
+def _iou(a, b):
+    """IoU of two boxes, with :func:`hoidata.schemas.boxes.iou`'s arithmetic."""
+    iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    ih = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
     inter = iw * ih
-    area_a = max(a[at + 2] - a[at], 0.0) * max(a[at + 3] - a[at + 1], 0.0)
-    area_b = max(b[at + 2] - b[at], 0.0) * max(b[at + 3] - b[at + 1], 0.0)
+    area_a = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+    area_b = max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
 
 
 @njit(cache=True)
-def _match(po, pb, pc, go, gb, gc, labels, threshold, max_ranked):
+def _match(po, pp, pob, pc, go, gp, gob, gc, labels, threshold, max_ranked):
     n = len(go) - 1
     tp = np.zeros(n, np.int64)
-    taken = np.zeros(len(gb), np.bool_)
+    taken = np.zeros(len(gp), np.bool_)
     for i in range(n):
         for p in range(po[i], min(po[i + 1], po[i] + max_ranked)):
-            has = not np.isnan(pb[p, 4])
+            has = not np.isnan(pob[p, 0])
             if labels and pc[p, 0] < 0:
                 continue
             best, best_score = -1, -1.0
             for g in range(go[i], go[i + 1]):
-                if taken[g] or has == np.isnan(gb[g, 4]):
+                if taken[g] or has == np.isnan(gob[g, 0]):
                     continue
                 if labels and (pc[p, 0] != gc[g, 0] or pc[p, 1] != gc[g, 1]):
                     continue
-                score = _iou(pb[p], gb[g], 0)
+                score = _iou(pp[p], gp[g])
                 if has:
-                    score = min(score, _iou(pb[p], gb[g], 4))
+                    score = min(score, _iou(pob[p], gob[g]))
                 if score >= threshold and score > best_score:
                     best, best_score = g, score
             if best >= 0:

@@ -28,8 +28,8 @@ class Targets(Flat):
     offsets: np.ndarray  # int64 (C + 1,): completion i owns pairs offsets[i]:offsets[i+1]
     person: np.ndarray  # (N, 4) canonical pixels
     object: np.ndarray  # (N, 4), NaN where the interaction has no object
-    verb: list[str]
-    object_label: list[str | None]
+    verb: pa.StringArray  # taxonomy names, one per pair
+    object_label: pa.StringArray  # null where the interaction has no object
     task: np.ndarray  # (C,) str
     width: np.ndarray  # (C,) the canonical frame of each completion's image
     height: np.ndarray
@@ -50,8 +50,8 @@ class Targets(Flat):
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             person=person,
             object=obj,
-            verb=[p["verb"] for p in flat],
-            object_label=[p.get("object") for p in flat],
+            verb=pa.array([p["verb"] for p in flat], pa.string()),
+            object_label=pa.array([p.get("object") for p in flat], pa.string()),
             task=_per_completion(task, n, str),
             width=_per_completion(width, n, np.float64),
             height=_per_completion(height, n, np.float64),
@@ -66,8 +66,8 @@ class Targets(Flat):
             offsets=pairs.offsets.to_numpy().astype(np.int64),
             person=_boxes(values.field("person_bbox")),
             object=_boxes(values.field("object_bbox")),
-            verb=values.field("verb").to_pylist(),
-            object_label=values.field("object").to_pylist(),
+            verb=values.field("verb").cast(pa.string()),
+            object_label=values.field("object").cast(pa.string()),
             task=np.asarray(table.column("task").to_pylist(), dtype=str),
             width=table.column("width").to_numpy().astype(np.float64),
             height=table.column("height").to_numpy().astype(np.float64),
@@ -97,8 +97,8 @@ def take(t: Targets, indices: np.ndarray) -> Targets:
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         person=t.person[rows],
         object=t.object[rows],
-        verb=[t.verb[i] for i in rows],
-        object_label=[t.object_label[i] for i in rows],
+        verb=t.verb.take(pa.array(rows)),
+        object_label=t.object_label.take(pa.array(rows)),
         task=t.task[idx],
         width=t.width[idx],
         height=t.height[idx],
