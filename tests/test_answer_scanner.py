@@ -42,16 +42,15 @@ def pick(draw: st.DrawFn, common: list[Any], odd: list[Any], bent: bool) -> Any:
 
 
 def number_text(draw: st.DrawFn, bent: bool) -> str:
+    kind = pick(draw, ["int", "int", "negative"], ["decimal", "exponent", "zeros", "long", "null"], bent)
     value = draw(st.integers(0, 4000))
-    return {
-        "int": str(value),
-        "negative": f"-{value}",
-        "decimal": f"{value}.{draw(st.integers(0, 99))}",
-        "exponent": f"{value}e{draw(st.integers(-2, 2))}",
-        "zeros": f"0{value}",
-        "long": str(draw(st.integers(10**14, 10**17))),
-        "null": "null",
-    }[pick(draw, ["int", "int", "negative"], ["decimal", "exponent", "zeros", "long", "null"], bent)]
+    if kind == "decimal":
+        return f"{value}.{draw(st.integers(0, 99))}"
+    if kind == "exponent":
+        return f"{value}e{draw(st.integers(-2, 2))}"
+    if kind == "long":
+        return str(draw(st.integers(10**14, 10**17)))
+    return {"int": str(value), "negative": f"-{value}", "zeros": f"0{value}", "null": "null"}[kind]
 
 
 def value_text(draw: st.DrawFn, key: str, ws: Any, bent: bool) -> str:
