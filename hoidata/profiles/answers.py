@@ -214,8 +214,6 @@ def _scan(texts: Sequence[str]) -> tuple[np.ndarray, Entries] | None:
         array = pa.array(texts, pa.large_string())
     except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: orjson refuses it too
         return None
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
     buffer = array.buffers()[2]
     data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
     offsets = np.frombuffer(array.buffers()[1], np.int64)[: len(texts) + 1]
