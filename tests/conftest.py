@@ -22,7 +22,7 @@ from tiny_fixtures import tiny_vlm  # noqa: E402, F401
 def demo_canonical(tmp_path_factory: pytest.TempPathFactory):
     """``demo_canonical(n_train)`` → a converted synthetic train split (images as paths), built once per size."""
     from hoidata.pipelines.convert import ConvertConfig, convert
-    from hoidata.pipelines.demo import make_raw
+    from hoidata.demo import make_raw
 
     built: dict[int, Path] = {}
 

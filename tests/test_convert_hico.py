@@ -113,7 +113,7 @@ def test_features_metadata_matches_datasets(upt_dir: Path) -> None:
 def test_open_dataset_resolves_image_root(tmp_path: Path) -> None:
     from PIL import Image
 
-    from hoidata.pipelines.demo import make_raw
+    from hoidata.demo import make_raw
 
     files = make_raw(tmp_path / "raw", n_train=2, n_test=3)
     out = tmp_path / "test"
@@ -211,7 +211,7 @@ def test_upt_arrow_reader_agrees_with_the_record_reader(variant: str, tmp_path: 
 
 
 def test_unique_rows_numbers_instances_in_order_of_first_appearance() -> None:
-    from hoidata.sources.hico import unique_rows
+    from hoidata.sources.instances import unique_rows
 
     rng = np.random.default_rng(0)
     rows = rng.integers(0, 4, (500, 3)).astype(np.float64)  # many repeats

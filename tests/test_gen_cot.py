@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
 
 from hoidata.errors import HoidataError
-from hoidata.io import open_dataset, read_manifest, read_table
+from hoidata.io import ShardSpec, open_dataset, read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 from hoidata.profiles import get_profile
@@ -64,8 +63,6 @@ def test_rollouts_become_sft_ready_rows(demo_boxes: Path, tmp_path: Path) -> Non
 
 
 def test_a_finished_run_loads_no_engine(demo_boxes: Path, tmp_path: Path) -> None:
-    from hoidata.errors import HoidataError
-
     answers = true_answers(demo_boxes)
     cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, shard_size=3)
     built: list[int] = []
@@ -74,9 +71,12 @@ def test_a_finished_run_loads_no_engine(demo_boxes: Path, tmp_path: Path) -> Non
         built.append(1)
         return ZoomThenAnswer(answers)
 
-    gen_cot(demo_boxes, tmp_path / "a", cfg, factory, progress=False)
-    with pytest.raises(HoidataError, match="already complete"):
-        gen_cot(demo_boxes, tmp_path / "a", cfg, factory, progress=False)
+    first = gen_cot(demo_boxes, tmp_path / "a", cfg, factory, progress=False)
+    assert first is not None and not first.already_complete
+    files = {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    again = gen_cot(demo_boxes, tmp_path / "a", cfg, factory, progress=False)
+    assert again is not None and again.already_complete and again.counts == first.counts
+    assert {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()} == files
     assert len(built) == 1
 
 
@@ -159,17 +159,19 @@ def test_shards_of_one_run_fill_one_directory(demo_boxes: Path, tmp_path: Path) 
     first = gen_cot(
         demo_boxes,
         tmp_path / "split",
-        replace(base, shard="1/2"),
+        base,
         lambda: ZoomThenAnswer(answers),
         progress=False,
+        shard=ShardSpec.parse("1/2"),
     )
     assert first is None and not (tmp_path / "split" / "manifest.json").exists()
     last = gen_cot(
         demo_boxes,
         tmp_path / "split",
-        replace(base, shard="0/2"),
+        base,
         lambda: ZoomThenAnswer(answers),
         progress=False,
+        shard=ShardSpec.parse("0/2"),
     )
     assert last is not None and whole is not None
     assert last.counts == whole.counts
@@ -192,10 +194,10 @@ def test_data_parallel_processes_equal_one_process(demo_boxes: Path, tmp_path: P
         assert r.returncode == 0, r.stderr
     assert read_manifest(tmp_path / "dp").counts == read_manifest(tmp_path / "one").counts
     assert read_table(tmp_path / "dp").to_pylist() == read_table(tmp_path / "one").to_pylist()
-    # a finished run is refused, and --overwrite redoes it
+    # a finished run is left as it is (one line, exit 0), and --overwrite redoes it
     command = [sys.executable, "-m", "hoidata", *args, "--out", str(tmp_path / "one")]
     again = subprocess.run(command, capture_output=True, text=True)
-    assert again.returncode == 2 and "already complete" in again.stderr
+    assert again.returncode == 0 and again.stdout.strip().endswith("already complete, nothing to do")
     redo = subprocess.run([*command, "--overwrite"], capture_output=True, text=True)
     assert redo.returncode == 0, redo.stderr
 

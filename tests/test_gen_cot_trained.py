@@ -52,7 +52,7 @@ def _train(data: Path, model: Path, out: Path, method: str, **trainer: Any) -> A
 def cold_started(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The scene's boxes dataset, and the tiny model after 150 SFT steps on its chain-of-focus data
     (the demo's ``--cold-start``)."""
-    from hoidata.pipelines.demo import cold_start
+    from hoidata.demo import cold_start
 
     started = cold_start(tmp_path_factory.mktemp("cold-start"))
     assert started.loss < 1.5  # the mean over all steps, from about 6: well-formed traces, not noise

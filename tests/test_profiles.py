@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hoidata.errors import HoidataError
 from hoidata.profiles import PROFILES, get_profile
-from hoidata.profiles.profile import BOX_END, BOX_START, REF_END, REF_START
+from hoidata.profiles.text import BOX_END, BOX_START, REF_END, REF_START
 from hoidata.schemas.boxes import smart_resize, smart_resize_many
 
 NAMES = sorted(PROFILES)

@@ -26,10 +26,10 @@ import yaml
 from PIL import Image
 
 from hoidata.errors import HoidataError
-from hoidata.io.dataset_dir import StageRun, read_manifest, read_table
+from hoidata.io import Output, read_manifest, read_table, run_stage
 from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.pipelines.demo import make_raw
-from hoidata.pipelines.publish import build_repo_tree
+from hoidata.demo import make_raw
+from hoidata.publish import build_repo_tree
 from hoidata.schemas.canonical import IMAGE, REJECTS_SCHEMA
 
 TOKEN = "hf_test_" + "q7Zr1xYk" * 4  # fake, but shaped like a real token
@@ -187,18 +187,16 @@ def test_sft_images_list_and_messages(tmp_path: Path) -> None:
         {"sample_id": "s2", "images": [{"bytes": None, "path": "blue.jpg"}], "messages": chat("?", "!", 1)},
         {"sample_id": "s3", "images": [], "messages": chat("No image here.", "ok", 0)},
     ]
-    run = StageRun(
-        tmp_path / "sft",
+    output = Output(
         stage="build-sft",
         config={"images": str(images), "task": "referring"},
         input_fingerprint="f" * 32,
         features=features,
         schema=schema,
         split="train",
-        num_shards=1,
     )
-    run.write_shard(0, pa.Table.from_pylist(rows, schema), REJECTS_SCHEMA.empty_table())
-    run.finish(len(rows))
+    table = pa.Table.from_pylist(rows, schema)
+    run_stage(tmp_path / "sft", output, [len(rows)], lambda _: (table, REJECTS_SCHEMA.empty_table()))
 
     tree = tmp_path / "tree"
     files = build_repo_tree(tmp_path / "sft", tree, repo_id="me/sft", examples=2)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from hoidata.io.dataset_dir import StageRun
+from hoidata.io import StageRun
 from hoidata.pipelines.convert import ConvertConfig, convert
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"

@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,7 @@ from PIL import Image
 
 from hoidata.profiles import PROFILES, get_profile
 from hoidata.sft.cof import TOOLS_JSON
-from hoidata.tools import environment as env_module
-from hoidata.tools import spatial
+from hoidata.tools import generate_schemas, names, rows, spatial
 from hoidata.tools.detection import CallableDetector, Detection, OracleDetector, Scene
 from hoidata.tools.environment import (
     TOOL_NAMES,
@@ -32,7 +32,9 @@ from hoidata.tools.environment import (
     tool_error,
     tool_schemas,
 )
+from hoidata.tools.generate_schemas import library_schemas, schemas_text
 from hoidata.tools.imagine import MODES, ContextImagine
+from hoidata.tools.schemas import SCHEMAS_FILE
 from hoidata.tools.zoom import crop
 
 W, H = 640, 480
@@ -348,13 +350,13 @@ def test_zoom_respects_the_pixel_budget() -> None:
 
 def test_image_is_decoded_once_per_episode_and_never_at_reset(monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[bool] = []
-    real = env_module._open_image
+    real = rows.open_image
 
     def counting(source: Any, load: bool = True) -> Image.Image:
         opened.append(load)
         return real(source, load)
 
-    monkeypatch.setattr(env_module, "_open_image", counting)
+    monkeypatch.setattr(rows, "open_image", counting)
     env = HoiEnvironment(max_calls=20)
     env.reset(**row({"bytes": png(noise_image()), "path": None}))
     assert opened == []
@@ -570,6 +572,9 @@ def test_schemas_equal_transformers_get_json_schema() -> None:
     for schema in ours:
         theirs = get_json_schema(getattr(env, schema["function"]["name"]))
         assert json.dumps(schema) == json.dumps(theirs)  # key order too: it is the rendered prompt
+    shipped = resources.files("hoidata.tools").joinpath(SCHEMAS_FILE).read_text(encoding="utf-8")
+    assert shipped == schemas_text(library_schemas())  # `python -m hoidata.tools.generate_schemas --write`
+    assert generate_schemas.main([]) == 0
     assert json.loads(TOOLS_JSON) == ours  # chain-of-focus SFT data offers the same tools as GRPO
     imagine = next(s for s in ours if s["function"]["name"] == "imagine")["function"]
     assert imagine["parameters"]["properties"]["mode"]["enum"] == list(MODES)
@@ -582,6 +587,20 @@ def test_tool_schemas_need_neither_transformers_nor_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tool_names_import_nothing() -> None:
+    code = "import sys; before = set(sys.modules); import hoidata.tools.names; print(sorted(set(sys.modules) - before))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['hoidata', 'hoidata.tools', 'hoidata.tools.names']"
+    assert names.TOOL_NAMES is TOOL_NAMES
+
+
+def test_tool_schemas_select_and_copy() -> None:
+    assert [s["function"]["name"] for s in tool_schemas(["zoom_in", "imagine"])] == ["imagine", "zoom_in"]
+    first = tool_schemas()
+    first[0]["function"]["name"] = "changed"
+    assert tool_schemas()[0]["function"]["name"] == TOOL_NAMES[0]  # each call is a fresh copy
 
 
 def test_sft_tool_list_renders_the_same_prompt_as_trl() -> None:

@@ -1,14 +1,13 @@
 """Interchangeable generation engines: a batch of conversations with images in, n completions each out."""
 
 from hoidata.engines.base import Engine, Generation, Sampling
+from hoidata.errors import HoidataError
 
 __all__ = ["Engine", "Generation", "Sampling", "get_engine"]
 
 
 def get_engine(name: str, model: str, **options: object) -> Engine:
     """The engine called ``name`` (``hf``, ``openai`` or ``vllm``), loading ``model``."""
-    from hoidata.errors import HoidataError
-
     if name == "hf":
         from hoidata.engines.hf import HfEngine
 

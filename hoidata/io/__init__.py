@@ -1,5 +1,19 @@
 """Dataset directories: sharded Parquet with `datasets` Features, a manifest, rejects, resume."""
 
-from hoidata.io.dataset_dir import Manifest, StageRun, open_dataset, read_manifest, read_table
+from hoidata.io.dataset_dir import open_dataset, read_table
+from hoidata.io.manifest import Manifest, ProfileSpec, read_manifest, require_stage
+from hoidata.io.stage import ALL_SHARDS, Output, ShardSpec, StageRun, run_stage
 
-__all__ = ["Manifest", "StageRun", "open_dataset", "read_manifest", "read_table"]
+__all__ = [
+    "ALL_SHARDS",
+    "Manifest",
+    "Output",
+    "ProfileSpec",
+    "ShardSpec",
+    "StageRun",
+    "open_dataset",
+    "read_manifest",
+    "read_table",
+    "require_stage",
+    "run_stage",
+]

@@ -8,8 +8,7 @@ pixels and in the profile's frame. One output shard per input shard; whole colum
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,52 +18,45 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
-from hoidata.io.dataset_dir import Manifest, StageRun, read_manifest
+from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
 from hoidata.io.files import fingerprint
-from hoidata.profiles import Profile, get_profile
+from hoidata.options import option, recorded
+from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.schemas import boxes as bx
 from hoidata.schemas import canonical
 
 NO_OBJECT_CHOICES = ("person", "null")
+PROFILE_NAMES = tuple(PROFILES)
 
 
 @dataclass
 class BoxesConfig:
     """What decides the added boxes; recorded in the manifest and read by later stages."""
 
-    profile: str = "qwen2.5-vl"
-    min_pixels: int | None = None  # default: the profile's budget
-    max_pixels: int | None = None
-    union_pad: float = 0.0  # pixels added on every side of the union box
-    union_pad_ratio: float = 0.0  # plus this share of the union's width/height on every side
-    no_object: str = (
-        "person"  # interactions without an object: "person" (object = union = person box) | "null"
+    profile: str = option("qwen2.5-vl", "Model profile whose box frame to add.", choices=PROFILE_NAMES)
+    min_pixels: int | None = option(None, "Pixel budget floor (default: the profile's).")
+    max_pixels: int | None = option(None, "Pixel budget ceiling (default: the profile's).")
+    union_pad: float = option(0.0, "Pixels added on each side of the union box.")
+    union_pad_ratio: float = option(0.0, "Plus this share of the union's size on each side (0.1 = 10%).")
+    no_object: str = option(
+        "person",
+        "Interactions without an object: use the person box (object = union = person), or leave null.",
+        choices=NO_OBJECT_CHOICES,
     )
 
     def resolved_profile(self) -> Profile:
         return get_profile(self.profile, self.min_pixels, self.max_pixels)
 
 
-def input_shards(path: Path | str, manifest: Manifest) -> list[Path]:
-    return [Path(path) / s["path"] for s in manifest.shards]
-
-
-def manifest_split(manifest: Manifest) -> str:
-    split = manifest.config.get("split")
-    if split:
-        return str(split)
-    return Path(manifest.shards[0]["path"]).name.rsplit("-", 3)[0] if manifest.shards else "train"
-
-
-def image_root(manifest: Manifest) -> str | None:
-    """The image root a dataset's relative paths refer to, as an absolute path (stages pass it on)."""
-    root = manifest.config.get("images")
-    return str(Path(root).resolve()) if root else None
-
-
-def boxes(input_dir: Path | str, out: Path | str, cfg: BoxesConfig, *, overwrite: bool = False) -> Manifest:
+def boxes(
+    input_dir: Path | str,
+    out: Path | str,
+    cfg: BoxesConfig,
+    *,
+    overwrite: bool = False,
+    shard: ShardSpec = ALL_SHARDS,
+) -> Manifest | None:
     """Add union/refer/model-frame boxes to a canonical dataset directory."""
-    start = time.perf_counter()
     profile = cfg.resolved_profile()
     if cfg.no_object not in NO_OBJECT_CHOICES:
         raise HoidataError(
@@ -73,40 +65,33 @@ def boxes(input_dir: Path | str, out: Path | str, cfg: BoxesConfig, *, overwrite
     if cfg.union_pad < 0 or cfg.union_pad_ratio < 0:
         raise HoidataError("union padding must not be negative")
     manifest = read_manifest(input_dir)
-    if manifest.stage != "convert":
-        raise HoidataError(
-            f"expected a canonical dataset (made by `hoidata convert`), got a {manifest.stage!r} dataset",
-            file=str(input_dir),
-        )
-    shards = input_shards(input_dir, manifest)
-    decode = bool(manifest.config.get("embed_images"))
-    config = asdict(cfg) | {
+    require_stage(manifest, input_dir, "convert", hint=" (boxes reads a canonical dataset)")
+    shards = manifest.shard_files(input_dir)
+    decode = manifest.embedded_images
+    config = recorded(cfg) | {
         "profile_spec": profile.describe(),
         "input": str(Path(input_dir).resolve()),
-        "images": image_root(manifest),
+        "images": manifest.image_root,
         "embed_images": decode,
-        "split": manifest_split(manifest),
+        "split": manifest.split,
         "source_config": manifest.config,
     }
-    run = StageRun(
-        out,
+    output = Output(
         stage="boxes",
         config=config,
         input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
         features=canonical.boxed_features(decode_images=decode),
         schema=canonical.BOXED_SCHEMA,
-        split=config["split"],
-        num_shards=len(shards),
-        overwrite=overwrite,
+        split=manifest.split,
     )
-    records_in = 0
-    for i, shard in enumerate(shards):
-        records_in += pq.read_metadata(shard).num_rows
-        if run.is_done(i):
-            continue
-        table, rejects = add_boxes(pq.read_table(shard), profile, cfg, source_file=str(shard))
-        run.write_shard(i, table, rejects)
-    return run.finish(records_in, started=start, profile=profile.describe())
+
+    def work(i: int) -> tuple[pa.Table, pa.Table]:
+        return add_boxes(pq.read_table(shards[i]), profile, cfg, source_file=str(shards[i]))
+
+    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    return run_stage(
+        out, output, sizes, work, shard=shard, overwrite=overwrite, progress="boxes", profile=profile.describe()
+    )
 
 
 def add_boxes(

@@ -9,9 +9,8 @@ Records in are images; an image that yields no sample (no interaction to ask abo
 from __future__ import annotations
 
 import io
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from hoidata.errors import HoidataError
-from hoidata.io.dataset_dir import Manifest, StageRun, read_manifest
+from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
 from hoidata.io.files import fingerprint
-from hoidata.pipelines.boxes import input_shards, manifest_split
+from hoidata.options import option, recorded
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft import tasks
@@ -40,18 +39,29 @@ IMAGE_MODES = ("auto", "embed", "path", "resize")
 class BuildSftConfig:
     """What decides an SFT dataset; recorded in the manifest."""
 
-    task: str
-    seed: int = 0
-    images: str = "auto"  # auto (as the input stores them) | embed | path | resize (to the profile's size)
-    tool_share: float = 0.35  # cof: share of samples that call zoom_in
-    tools: tuple[str, ...] = TOOL_NAMES  # cof: the tools the prompt offers (zoom_in among them)
-    threads: int = 8  # image reading / resizing
+    task: str = option("referring", "Which SFT task to build.", choices=tasks.TASKS, argument=True)
+    seed: int = option(0, "Seed of paraphrase choice and tool share (deterministic).")
+    images: str = option(
+        "auto",
+        "auto: as the input stores them; embed: original bytes; path: relative paths; resize: "
+        "pre-resized to the profile's smart_resize size (same pixels for training and vLLM).",
+        choices=IMAGE_MODES,
+    )
+    tool_share: float = option(0.35, "cof: share of samples that call the zoom-in tool.")
+    tools: tuple[str, ...] = option(
+        TOOL_NAMES, "cof: tools the prompt offers, comma-separated, zoom_in among them (as gen-cot --tools)."
+    )
+    threads: int = option(8, "Threads reading and resizing images.", record=False)
 
 
 def build_sft(
-    input_dir: Path | str, out: Path | str, cfg: BuildSftConfig, *, overwrite: bool = False
-) -> Manifest:
-    start = time.perf_counter()
+    input_dir: Path | str,
+    out: Path | str,
+    cfg: BuildSftConfig,
+    *,
+    overwrite: bool = False,
+    shard: ShardSpec = ALL_SHARDS,
+) -> Manifest | None:
     if cfg.task not in tasks.TASKS:
         raise HoidataError(f"unknown task {cfg.task!r}; choose one of {', '.join(tasks.TASKS)}")
     if cfg.images not in IMAGE_MODES:
@@ -64,57 +74,53 @@ def build_sft(
             f"samples call it); got {', '.join(cfg.tools) or 'none'}"
         )
     manifest = read_manifest(input_dir)
-    if manifest.stage != "boxes":
-        raise HoidataError(
-            f"expected a dataset made by `hoidata boxes` (it fixes the model profile), got a "
-            f"{manifest.stage!r} dataset: run `hoidata boxes {input_dir} --profile ... --out ...` first",
-            file=str(input_dir),
-        )
-    spec = manifest.config["profile_spec"]
-    profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
+    require_stage(
+        manifest,
+        input_dir,
+        "boxes",
+        hint=f" (boxes fixes the model profile): run `hoidata boxes {input_dir} --profile ... --out ...` first",
+    )
+    profile = get_profile(*manifest.profile_spec)
     root = manifest.config.get("images")
-    embedded_input = bool(manifest.config.get("embed_images"))
+    embedded_input = manifest.embedded_images
     mode = cfg.images if cfg.images != "auto" else ("embed" if embedded_input else "path")
     if mode in ("embed", "resize") and not embedded_input and not root:
         raise HoidataError("the input has neither embedded images nor an image root to read them from")
     if mode == "path" and embedded_input and not root:
         raise HoidataError("--images path needs an image root; the input only has embedded bytes")
-    shards = input_shards(input_dir, manifest)
-    config = asdict(cfg) | {
+    shards = manifest.shard_files(input_dir)
+    config = recorded(cfg) | {
         "images_mode": mode,
         "images": root if mode == "path" else None,
         "profile": profile.name,
         "profile_spec": profile.describe(),
         "input": str(Path(input_dir).resolve()),
-        "split": manifest_split(manifest),
+        "split": manifest.split,
     }
-    run = StageRun(
-        out,
+    output = Output(
         stage="build-sft",
         config=config,
         input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
         features=sft_features(decode_images=mode != "path"),
         schema=SFT_SCHEMA,
-        split=config["split"],
-        num_shards=len(shards),
-        overwrite=overwrite,
+        split=manifest.split,
     )
-    records_in = records_out = 0
-    for i, shard in enumerate(shards):
-        table = pq.read_table(shard)
-        records_in += table.num_rows
-        if run.is_done(i):
-            records_out += _kept_rows(run, i, table.num_rows)
-            continue
-        out_table, rejects = build_table(table, profile, cfg, mode, root, source_file=str(shard))
-        records_out += table.num_rows - rejects.num_rows
-        run.write_shard(i, out_table, rejects)
-    return run.finish(records_in, started=start, records_out=records_out, profile=profile.describe())
 
+    def work(i: int) -> tuple[pa.Table, pa.Table]:
+        return build_table(pq.read_table(shards[i]), profile, cfg, mode, root, source_file=str(shards[i]))
 
-def _kept_rows(run: StageRun, shard: int, rows_in: int) -> int:
-    """Input records a finished shard kept (for a resumed run's accounting)."""
-    return rows_in - pq.read_metadata(run.work / f"rejects-{shard:05d}.parquet").num_rows
+    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    return run_stage(
+        out,
+        output,
+        sizes,
+        work,
+        shard=shard,
+        overwrite=overwrite,
+        rows_are_records=False,
+        progress="build-sft",
+        profile=profile.describe(),
+    )
 
 
 def build_table(

@@ -7,8 +7,8 @@ reject with its reason, so rollouts in = rollouts kept + rejected.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
-from hoidata.io import Manifest, StageRun, read_manifest
+from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
 from hoidata.io.files import fingerprint
-from hoidata.pipelines.boxes import image_root, input_shards
+from hoidata.options import option, recorded
 from hoidata.rewards import COMPONENTS
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft.schema import IMAGE, MESSAGE, SFT_SCHEMA, sft_features
@@ -31,20 +31,22 @@ ANSWERED = "answered"
 class FilterSftConfig:
     """Thresholds are minimums per reward part (None: no condition)."""
 
-    min_accuracy: float | None = 1.0
-    min_format: float | None = 1.0
-    min_tool: float | None = None
-    min_spatial: float | None = None
-    min_total: float | None = None
-    per_prompt: int = 1  # at most this many rollouts per prompt, best total first
-    dedupe: bool = True  # identical rollouts of a prompt count once
+    min_accuracy: float | None = option(1.0, "Lowest accuracy reward kept.")
+    min_format: float | None = option(1.0, "Lowest format reward kept.")
+    min_tool: float | None = option(None, "Lowest tool reward kept.")
+    min_spatial: float | None = option(None, "Lowest spatial reward kept.")
+    min_total: float | None = option(None, "Lowest total reward kept.")
+    per_prompt: int = option(1, "Rollouts kept per prompt at most (best total first).")
+    dedupe: bool = option(True, "Identical rollouts of a prompt count once.")
 
 
 @dataclass
 class FilterPrefsConfig:
-    min_margin: float = 0.5  # chosen total - rejected total
-    min_chosen_accuracy: float = 1.0
-    pairs_per_prompt: int = 1  # best against worst, then second best against second worst, ...
+    min_margin: float = option(0.5, "Chosen total reward minus rejected, at least.")
+    min_chosen_accuracy: float = option(1.0, "Accuracy reward the chosen rollout needs.")
+    pairs_per_prompt: int = option(
+        1, "Pairs per prompt at most (best against worst, then second best against second worst, ...)."
+    )
 
 
 DPO_SCHEMA = pa.schema(
@@ -63,8 +65,13 @@ DPO_SCHEMA = pa.schema(
 
 
 def filter_sft(
-    input_dir: Path | str, out: Path | str, cfg: FilterSftConfig, *, overwrite: bool = False
-) -> Manifest:
+    input_dir: Path | str,
+    out: Path | str,
+    cfg: FilterSftConfig,
+    *,
+    overwrite: bool = False,
+    shard: ShardSpec = ALL_SHARDS,
+) -> Manifest | None:
     """Keep rollouts that pass every threshold, at most ``per_prompt`` per prompt, as SFT rows."""
     if cfg.per_prompt < 1:
         raise HoidataError("--per-prompt must be at least 1")
@@ -100,12 +107,18 @@ def filter_sft(
         kept = np.sort(order[rank < cfg.per_prompt])
         return table.select(SFT_SCHEMA.names).take(pa.array(kept, pa.int64())), _rejects(table, reason)
 
-    return _run(input_dir, out, "filter-sft", asdict(cfg), SFT_SCHEMA, sft_features(True), select, overwrite)
+    output = _output(input_dir, "filter-sft", recorded(cfg), SFT_SCHEMA, sft_features(True))
+    return _run(input_dir, out, output, select, overwrite, shard)
 
 
 def filter_prefs(
-    input_dir: Path | str, out: Path | str, cfg: FilterPrefsConfig, *, overwrite: bool = False
-) -> Manifest:
+    input_dir: Path | str,
+    out: Path | str,
+    cfg: FilterPrefsConfig,
+    *,
+    overwrite: bool = False,
+    shard: ShardSpec = ALL_SHARDS,
+) -> Manifest | None:
     """Chosen/rejected pairs from rollouts of the same prompt, by reward margin (TRL DPO format).
 
     TRL's DPO gives images to the prompt only, and its completions are text. So the turns both
@@ -157,7 +170,14 @@ def filter_prefs(
         "rejected_reward": {"dtype": "float64", "_type": "Value"},
         "tools": {"dtype": "string", "_type": "Value"},
     }
-    return _run(input_dir, out, "filter-prefs", asdict(cfg), DPO_SCHEMA, features, select, overwrite)
+    return _run(
+        input_dir,
+        out,
+        _output(input_dir, "filter-prefs", recorded(cfg), DPO_SCHEMA, features),
+        select,
+        overwrite,
+        shard,
+    )
 
 
 def _pair(chosen: dict[str, Any], rejected: dict[str, Any], sample_id: str) -> dict[str, Any] | None:
@@ -202,45 +222,43 @@ def _up_to_image(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages[:cut]
 
 
-def _run(
-    input_dir: Path | str,
-    out: Path | str,
-    stage: str,
-    config: dict[str, Any],
-    schema: pa.Schema,
-    features: dict[str, Any],
-    select: Any,
-    overwrite: bool,
-) -> Manifest:
-    start = time.perf_counter()
+def _output(
+    input_dir: Path | str, stage: str, config: dict[str, Any], schema: pa.Schema, features: dict[str, Any]
+) -> Output:
     manifest = read_manifest(input_dir)
-    if manifest.stage != "gen-cot":
-        raise HoidataError(
-            f"expected a `hoidata gen-cot` dataset, got a {manifest.stage!r} one", file=str(input_dir)
-        )
-    shards = input_shards(input_dir, manifest)
-    run = StageRun(
-        out,
+    require_stage(manifest, input_dir, "gen-cot")
+    return Output(
         stage=stage,
         config=config
-        | {"input": str(Path(input_dir).resolve()), "images": image_root(manifest), "split": "train"},
+        | {"input": str(Path(input_dir).resolve()), "images": manifest.image_root, "split": "train"},
         input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
         features=features,
         schema=schema,
         split="train",
-        num_shards=len(shards),
-        overwrite=overwrite,
     )
-    records_in = records_out = 0
-    for i, shard in enumerate(shards):
-        table = pq.read_table(shard)
-        records_in += table.num_rows
-        if not run.is_done(i):
-            kept, rejects = select(table)
-            run.write_shard(i, kept, rejects)
-        rejected = pq.read_metadata(run.work / f"rejects-{i:05d}.parquet").num_rows
-        records_out += table.num_rows - rejected
-    return run.finish(records_in, started=start, records_out=records_out)
+
+
+def _run(
+    input_dir: Path | str,
+    out: Path | str,
+    output: Output,
+    select: Callable[[pa.Table], tuple[pa.Table, pa.Table]],
+    overwrite: bool,
+    shard: ShardSpec,
+) -> Manifest | None:
+    """One output shard per input shard (gen-cot keeps a prompt's rollouts in one shard)."""
+    shards = read_manifest(input_dir).shard_files(input_dir)
+    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    return run_stage(
+        out,
+        output,
+        sizes,
+        lambda i: select(pq.read_table(shards[i])),
+        shard=shard,
+        overwrite=overwrite,
+        rows_are_records=False,
+        progress=output.stage,
+    )
 
 
 def _rejects(table: pa.Table, reason: np.ndarray) -> pa.Table:

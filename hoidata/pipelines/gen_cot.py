@@ -11,50 +11,62 @@ fill one dataset, and whichever finds every shard written finishes it.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from hoidata.engines import Engine, Sampling
+from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
 from hoidata.gen.loop import LoopConfig, run_loop
 from hoidata.gen.records import GEN_SCHEMA, gen_features, rollout_rows
-from hoidata.io import Manifest, StageRun, read_manifest, read_table
+from hoidata.io import (
+    ALL_SHARDS,
+    Manifest,
+    Output,
+    ShardSpec,
+    read_manifest,
+    read_table,
+    require_stage,
+    run_stage,
+)
 from hoidata.io.files import fingerprint
 from hoidata.io.images import open_images
+from hoidata.options import option, recorded
+from hoidata.pipelines.build_sft import BuildSftConfig, build_table
 from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import RewardConfig, Targets, score
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft import prompts
 from hoidata.tools.environment import TOOL_NAMES, HoiEnvironment, tool_schemas
 
+COT_TASKS = ("referring", "grounding", "detection", "spatial")
+
 
 @dataclass
-class GenCotConfig:
-    """What decides a generation run; recorded in the manifest (``threads`` and ``shard`` aside: they
-    change speed, not the result, so the processes of one run and a resumed run may differ in them)."""
+class GenCotConfig(GenerationConfig):
+    """What decides a generation run; recorded in the manifest (``threads`` aside: it changes speed,
+    not the result, so the processes of one run and a resumed run may differ in it)."""
 
-    engine: str = "hf"
-    model: str = ""
-    task: str = "referring"  # when the input is a boxes dataset: which build-sft questions to ask
-    n: int = 4
-    max_turns: int = 3
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int = 0
-    shard_size: int = 256
-    shard: str = "0/1"  # i/N: this machine runs shards i, i+N, i+2N, ...
-    limit: int | None = None  # first prompts only (trial runs)
-    threads: int = 4  # image decoding and crop encoding
-    tools: tuple[str, ...] = TOOL_NAMES  # offered to the model (e.g. zoom_in only, for chain-of-focus data)
+    task: str = option("referring", "Which build-sft questions to ask (boxes input).", choices=COT_TASKS)
+    n: int = option(4, "Rollouts per prompt.")
+    max_turns: int = option(3, "Model turns per rollout, tool-calling ones included.")
+    temperature: float = option(0.7, "Sampling temperature.")
+    top_p: float = option(0.95, "Nucleus sampling.")
+    max_tokens: int = option(1024, "Tokens per model turn.")
+    seed: int = option(0, "Seed; with the sample id it fixes every rollout.")
+    shard_size: int = option(256, "Prompts per output shard (the unit of resume).")
+    limit: int | None = option(None, "Only the first prompts (a trial run).")
+    tools: tuple[str, ...] = option(
+        TOOL_NAMES, "Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."
+    )
+    threads: int = option(4, "Threads decoding images and encoding crops.", record=False)
 
 
 def gen_cot(
@@ -65,22 +77,18 @@ def gen_cot(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    shard: ShardSpec = ALL_SHARDS,
 ) -> Manifest | None:
     """Roll out every prompt ``cfg.n`` times and write one row per rollout; ``engine`` is built only
     when some shard is left to run (a finished run loads no model). Returns the manifest, or None
     when this process ran its shards and others are still to come (``--shard i/N``)."""
-    start = time.perf_counter()
     if not cfg.tools or set(cfg.tools) - set(TOOL_NAMES):
         raise HoidataError(
             f"--tools must be some of {', '.join(TOOL_NAMES)}, got {', '.join(cfg.tools) or 'none'}"
         )
-    index, count = parse_shard(cfg.shard)
     samples, profile, root = prompt_rows(Path(input_dir), cfg.task, cfg.limit)
     chunks = [samples[i : i + cfg.shard_size] for i in range(0, len(samples), cfg.shard_size)] or [[]]
-    mine = list(range(index, len(chunks), count))
-    if count > 1 and overwrite:
-        raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
-    config = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "shard")} | {
+    config = recorded(cfg) | {
         "input": str(Path(input_dir).resolve()),
         "images": root,
         "profile": profile.name,
@@ -88,39 +96,29 @@ def gen_cot(
         "instruction": prompts.COT_INSTRUCTION,
         "split": "train",
     }
-    run = StageRun(
-        out,
+    output = Output(
         stage="gen-cot",
         config=config,
         input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
         features=gen_features(decode_images=True),
         schema=GEN_SCHEMA,
         split="train",
-        num_shards=len(chunks),
+    )
+    live = functools.cache(engine)  # loaded by the first shard that runs
+
+    def work(k: int) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+        return _shard(chunks[k], live(), profile, cfg, root)
+
+    return run_stage(
+        out,
+        output,
+        [len(c) for c in chunks],
+        work,
+        shard=shard,
         overwrite=overwrite,
-        shared=count > 1,
-    )
-    todo = [k for k in mine if not run.is_done(k)]
-    live = engine() if todo else None
-    bar = _bar(sum(len(chunks[k]) for k in todo), progress)
-    tokens = 0
-    for k in todo:
-        table, rejects, used = _shard(chunks[k], live, profile, cfg, root)
-        run.write_shard(k, table, rejects)
-        tokens += used
-        if bar is not None:
-            bar.update(len(chunks[k]))
-            bar.set_postfix(tokens_per_s=f"{tokens / max(bar.format_dict['elapsed'], 1e-9):.0f}")
-    if bar is not None:
-        bar.close()
-    if not run.all_done() or (count > 1 and not run.claim_finish()):
-        return None
-    records_in = len(samples)
-    rejected = sum(
-        pq.read_metadata(run.work / f"rejects-{k:05d}.parquet").num_rows for k in range(len(chunks))
-    )
-    return run.finish(
-        records_in, started=start, records_out=records_in - rejected, profile=profile.describe()
+        rows_are_records=False,
+        progress="gen-cot" if progress else None,
+        profile=profile.describe(),
     )
 
 
@@ -130,7 +128,7 @@ def _shard(
     profile: Profile,
     cfg: GenCotConfig,
     root: str | None,
-) -> tuple[pa.Table, pa.Table, int]:
+) -> tuple[pa.Table, pa.Table, dict[str, float]]:
     """Roll out one shard's prompts; samples whose image cannot be read are rejects."""
     assert engine is not None
     kept, prompts, stored, rows, rejects = [], [], [], [], []
@@ -172,7 +170,8 @@ def _shard(
         tools_json=orjson.dumps(tool_schemas(cfg.tools)).decode(),
     )
     used = sum(t.prompt_tokens + t.completion_tokens for t in traces)
-    return pa.Table.from_pylist(out, GEN_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA), used
+    tables = pa.Table.from_pylist(out, GEN_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA)
+    return (*tables, {"tokens": float(used)})
 
 
 def question(sample: dict[str, Any]) -> str:
@@ -199,42 +198,20 @@ def prompt_rows(
     (shared by generation and GRPO, so both ask the same questions). Returns the rows, the
     dataset's profile and its image root."""
     manifest = read_manifest(input_dir)
-    spec = manifest.config.get("profile_spec")
-    if manifest.stage not in ("boxes", "build-sft") or not spec:
-        raise HoidataError(
-            f"expected a `hoidata boxes` or `hoidata build-sft` dataset, got a {manifest.stage!r} one",
-            file=str(input_dir),
-        )
-    profile = get_profile(spec["name"], spec["min_pixels"], spec["max_pixels"])
+    require_stage(manifest, input_dir, "boxes", "build-sft")
+    spec = manifest.profile_spec
+    if spec is None:
+        raise HoidataError("the dataset names no model profile (profile_spec)", file=str(input_dir))
+    profile = get_profile(*spec)
     root = manifest.config.get("images")
     if manifest.stage == "build-sft":
         table = read_table(input_dir)
     else:
-        from hoidata.pipelines.build_sft import BuildSftConfig, build_table
-
         if task == "cof":
             raise HoidataError(
                 "--task cof writes answers with a crop; ask referring or spatial questions instead"
             )
-        mode = "embed" if manifest.config.get("embed_images") else "path"
+        mode = "embed" if manifest.embedded_images else "path"
         table, _ = build_table(read_table(input_dir), profile, BuildSftConfig(task=task), mode, root)
     rows = table.to_pylist()
     return (rows if limit is None else rows[:limit]), profile, root
-
-
-def parse_shard(spec: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise HoidataError(f"--shard must look like i/N (e.g. 0/4), got {spec!r}") from None
-    if not 0 <= i < n:
-        raise HoidataError(f"--shard {spec}: need 0 <= i < N")
-    return i, n
-
-
-def _bar(total: int, enabled: bool) -> Any:
-    if not enabled or not total:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="gen-cot", unit="sample", disable=None, leave=False)

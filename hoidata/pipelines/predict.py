@@ -14,9 +14,9 @@ traced to what the model wrote.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,14 +25,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hoidata.engines import Engine, Sampling
+from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
 from hoidata.eval.predictions import PREDICTION, prediction_features
 from hoidata.gen.loop import ANSWERED, ENGINE_ERROR, LENGTH, MAX_TURNS, LoopConfig, run_loop, sample_seed
-from hoidata.io import Manifest, StageRun, read_manifest
+from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
 from hoidata.io.files import fingerprint
 from hoidata.io.images import open_images
-from hoidata.pipelines.boxes import image_root, input_shards
-from hoidata.profiles import Profile, get_profile
+from hoidata.options import option, recorded
+from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.profiles.answers import parse_answers
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft.prompts import templates, with_cot_instruction
@@ -49,23 +50,32 @@ PREDICT_SCHEMA = pa.schema(
 )
 
 
-@dataclass
-class PredictConfig:
-    engine: str = "hf"
-    model: str = ""
-    profile: str = "qwen2.5-vl"
-    min_pixels: int | None = None  # the profile's budget unless given; keep it equal to training's
-    max_pixels: int | None = None
-    temperature: float = 0.0  # greedy: one reproducible answer per image
-    max_tokens: int = 1024
-    seed: int = 0
-    shard_size: int = 512
-    threads: int = 4
-    tools: tuple[str, ...] = ()  # offered at test time, from TEST_TIME_TOOLS; none: one plain answer
-    max_turns: int = 3  # with tools: model turns per image, tool-calling ones included
-
-
 TEST_TIME_TOOLS = ("imagine", "zoom_in")  # they look at the image only, never at the annotations
+
+
+@dataclass
+class PredictConfig(GenerationConfig):
+    """What decides a prediction run; recorded in the manifest."""
+
+    profile: str = option("qwen2.5-vl", "How the model writes boxes and answers.", choices=tuple(PROFILES))
+    min_pixels: int | None = option(
+        None, "Pixel budget (default: the profile's); keep it equal to training's."
+    )
+    max_pixels: int | None = option(None, "Pixel budget (default: the profile's).")
+    temperature: float = option(0.0, "0: greedy, one reproducible answer per image.")
+    max_tokens: int = option(1024, "Tokens per answer.")
+    seed: int = option(0, "Seed of sampling, with the sample id (when temperature > 0).")
+    shard_size: int = option(512, "Images per engine call.")
+    threads: int = option(4, "Threads decoding images.", record=False)
+    tools: tuple[str, ...] = option(
+        (),
+        "Tools offered at test time, comma-separated: zoom_in, imagine (none: one plain answer). "
+        "The question then carries the gen-cot instruction.",
+    )
+    max_turns: int = option(3, "With tools: model turns per image, tool-calling ones included.")
+
+    def resolved_profile(self) -> Profile:
+        return get_profile(self.profile, self.min_pixels, self.max_pixels)
 
 
 def question(profile: Profile, tools: bool = False) -> str:
@@ -81,13 +91,11 @@ def predict(
     engine: Callable[[], Engine],
     *,
     overwrite: bool = False,
-) -> Manifest:
-    start = time.perf_counter()
+    shard: ShardSpec = ALL_SHARDS,
+) -> Manifest | None:
+    """Ask every image of a canonical dataset the detection question; one row per image."""
     manifest = read_manifest(input_dir)
-    if manifest.stage not in ("convert", "boxes"):
-        raise HoidataError(
-            f"expected a canonical dataset (convert or boxes), got {manifest.stage!r}", file=str(input_dir)
-        )
+    require_stage(manifest, input_dir, "convert", "boxes", hint=" (predict asks a canonical dataset)")
     unknown = sorted(set(cfg.tools) - set(TEST_TIME_TOOLS))
     if unknown:
         raise HoidataError(
@@ -96,10 +104,10 @@ def predict(
         )
     if cfg.max_turns < 1:
         raise HoidataError(f"--max-turns must be at least 1, got {cfg.max_turns}")
-    profile = get_profile(cfg.profile, cfg.min_pixels, cfg.max_pixels)
-    root = image_root(manifest)
-    shards = input_shards(input_dir, manifest)
-    config = {k: v for k, v in asdict(cfg).items() if k != "threads"} | {
+    profile = cfg.resolved_profile()
+    root = manifest.image_root
+    shards = manifest.shard_files(input_dir)
+    config = recorded(cfg) | {
         "input": str(Path(input_dir).resolve()),
         "question": question(profile, bool(cfg.tools)),
         "profile_spec": profile.describe(),
@@ -109,27 +117,31 @@ def predict(
     features = prediction_features() | {
         name: {"dtype": "string", "_type": "Value"} for name in ("completion", "finish_reason", "error")
     }
-    run = StageRun(
-        out,
+    output = Output(
         stage="predict",
         config=config,
         input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
         features=features,
         schema=PREDICT_SCHEMA,
         split=str(config["split"]),
-        num_shards=len(shards),
-        overwrite=overwrite,
     )
-    todo = [i for i in range(len(shards)) if not run.is_done(i)]
-    live = engine() if todo else None
-    records_in = 0
-    for i, shard in enumerate(shards):
-        records_in += pq.read_metadata(shard).num_rows
-        if i in todo:
-            table = pq.read_table(shard, columns=["sample_id", "image", "width", "height"])
-            assert live is not None
-            run.write_shard(i, *_predict_table(table, live, profile, cfg, root))
-    return run.finish(records_in, started=start, profile=profile.describe())
+    live = functools.cache(engine)  # loaded by the first shard that runs
+
+    def work(i: int) -> tuple[pa.Table, pa.Table]:
+        table = pq.read_table(shards[i], columns=["sample_id", "image", "width", "height"])
+        return _predict_table(table, live(), profile, cfg, root)
+
+    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    return run_stage(
+        out,
+        output,
+        sizes,
+        work,
+        shard=shard,
+        overwrite=overwrite,
+        progress="predict",
+        profile=profile.describe(),
+    )
 
 
 def _predict_table(

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -27,11 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.perf import paused_gc
+from hoidata.profiles.json_scan import gather_strings, scan_answers
+from hoidata.profiles.text import ANSWER, BoxStyle, taxonomy_name, token_entry
 
-if TYPE_CHECKING:
-    from hoidata.profiles.profile import Profile
-
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_ANSWER_OPEN, _ANSWER_CLOSE = ANSWER
 _VERB_SPLIT = re.compile(r"\s*(?:[,;\n/|]|\band\b|\bor\b)\s*")
 _VERB_STRIP = " \t\"'`.!?:*-[]{}()"
 
@@ -52,6 +51,16 @@ class Flat:
     def owner(self) -> np.ndarray:
         """The item each row belongs to."""
         return np.repeat(np.arange(len(self)), self.counts)
+
+
+class AnswerFormat(Protocol):
+    """What reading answers needs of a model profile (a :class:`~hoidata.profiles.profile.Profile`):
+    how it writes boxes, and how its boxes go back to canonical pixels."""
+
+    @property
+    def style(self) -> BoxStyle: ...
+
+    def from_model(self, boxes: Any, widths: Any, heights: Any) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -79,11 +88,9 @@ def answer_body(text: str) -> str:
     return text[start : text.find(_ANSWER_CLOSE, start)]
 
 
-def parse_answers(profile: Profile, texts: Sequence[str], widths: Any, heights: Any) -> Answers:
+def parse_answers(profile: AnswerFormat, texts: Sequence[str], widths: Any, heights: Any) -> Answers:
     """Every HOI answer entry in ``texts``; ``widths``/``heights`` (scalars or per text) are the
     canonical frame each text's boxes are converted back to."""
-    from hoidata.profiles.profile import BoxStyle
-
     if not set(map(type, texts)) <= {str}:  # a text that is no string reads as empty
         texts = [t if isinstance(t, str) else "" for t in texts]
     read = _json_entries if profile.style is BoxStyle.JSON else _token_entries
@@ -208,8 +215,6 @@ def _json_entries(texts: Sequence[str]) -> Entries:
 
 
 def _scan(texts: Sequence[str]) -> tuple[np.ndarray, Entries] | None:
-    from hoidata.profiles.json_scan import gather_strings, scan_answers
-
     try:
         array = pa.array(texts, pa.large_string())
     except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: orjson refuses it too
@@ -309,8 +314,6 @@ def _clean(d: Any) -> dict[str, Any] | None:
 
 
 def _token_entries(texts: Sequence[str]) -> Entries:
-    from hoidata.profiles.profile import token_entry
-
     counts = np.zeros(len(texts), np.int64)
     rows = []
     for i, text in enumerate(texts):
@@ -363,6 +366,4 @@ def _names(column: pa.Array) -> pa.StringArray:
 @lru_cache(maxsize=65536)
 def _name(text: str | None) -> str | None:
     """The scalar :func:`_names`, for verbs split out of free text."""
-    from hoidata.profiles.profile import taxonomy_name
-
     return taxonomy_name(text) or None if text else None

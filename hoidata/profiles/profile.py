@@ -11,7 +11,6 @@ the same code on one row.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -22,39 +21,44 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.errors import HoidataError
+from hoidata.profiles.answers import answer_body, parse_answers
+from hoidata.profiles.text import (
+    ANSWER,
+    BOX_END,
+    BOX_START,
+    REF_END,
+    REF_START,
+    THINK,
+    BoxStyle,
+    box_pattern,
+    display_name,
+    join_texts,
+    taxonomy_name,
+)
 from hoidata.schemas import boxes as bx
+
+# the text markup lives in hoidata.profiles.text; it stays importable from here, where it began
+__all__ = [
+    "ANSWER",
+    "BOX_END",
+    "BOX_START",
+    "PROFILES",
+    "REF_END",
+    "REF_START",
+    "THINK",
+    "BoxFrame",
+    "BoxStyle",
+    "ParsedPair",
+    "Profile",
+    "display_name",
+    "get_profile",
+    "taxonomy_name",
+]
 
 
 class BoxFrame(StrEnum):
     RELATIVE_1000 = "relative-1000"  # round(x / width * 1000), clamped to [0, 1000]
     RESIZED_PIXELS = "resized-pixels"  # absolute pixels on the smart_resize'd image
-
-
-class BoxStyle(StrEnum):
-    JSON = "json"  # [x1, y1, x2, y2]; answers as JSON with "*_bbox_2d" keys
-    TOKENS = "tokens"  # <|box_start|>(x1,y1),(x2,y2)<|box_end|>
-
-
-REF_START, REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
-BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
-THINK = ("<think>", "</think>")
-ANSWER = ("<answer>", "</answer>")
-
-_NUMBER = r"-?\d+(?:\.\d+)?"
-_JSON_BOX = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
-_TOKEN_BOX = re.compile(
-    rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)"
-)
-
-
-def display_name(name: str) -> str:
-    """Taxonomy names as people write them: ``sports_ball`` → ``sports ball``."""
-    return name.replace("_", " ")
-
-
-def taxonomy_name(text: str) -> str:
-    """The inverse of :func:`display_name`, tolerant of case and spacing."""
-    return "_".join(text.strip().lower().split())
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class Profile:
 
     def to_model(self, boxes: Any, widths: Any, heights: Any) -> np.ndarray:
         """Canonical pixel boxes → the integers a model of this family reads and writes (N, 4)."""
-        b = bx._as_boxes(boxes)
+        b = bx.as_boxes(boxes)
         if self.frame is BoxFrame.RELATIVE_1000:
             return bx.quantize(bx.to_normalized(b, widths, heights, 1000), high=1000)
         rw, rh = self.resized(widths, heights)
@@ -101,7 +105,7 @@ class Profile:
 
     def from_model(self, boxes: Any, widths: Any, heights: Any) -> np.ndarray:
         """Model-frame boxes → canonical pixels (float64)."""
-        b = bx._as_boxes(boxes)
+        b = bx.as_boxes(boxes)
         if self.frame is BoxFrame.RELATIVE_1000:
             return bx.from_normalized(b, widths, heights, 1000)
         rw, rh = self.resized(widths, heights)
@@ -124,7 +128,7 @@ class Profile:
             parts: list[Any] = ["[", c[0], ", ", c[1], ", ", c[2], ", ", c[3], "]"]
         else:
             parts = [BOX_START + "(", c[0], ",", c[1], "),(", c[2], ",", c[3], ")" + BOX_END]
-        return _join(parts, len(b))
+        return join_texts(parts, len(b))
 
     def box_text(self, model_box: Any) -> str:
         return self.box_texts([model_box])[0].as_py()
@@ -147,7 +151,7 @@ class Profile:
                 parts += [', "verb": ', _json_strings(verbs)]
             if objects is not None:
                 parts += [', "object": ', _json_strings(objects)]
-            parts += [pc.if_else(has_object, _join([', "object_bbox_2d": ', ob], n), ""), "}"]
+            parts += [pc.if_else(has_object, join_texts([', "object_bbox_2d": ', ob], n), ""), "}"]
         else:
             parts = [REF_START + "person" + REF_END, pb]
             if verbs is not None:
@@ -155,12 +159,12 @@ class Profile:
             if objects is not None:
                 parts += [" ", REF_START, objects, REF_END]
             parts += [pc.if_else(has_object, ob, "")]
-        return _join(parts, n)
+        return join_texts(parts, n)
 
     def join_entries(self, entries: pa.ListArray) -> pa.StringArray:
         """A list of answer entries per sample → the answer text (a JSON list, or one entry per line)."""
         if self.style is BoxStyle.JSON:
-            return _join(["[", pc.binary_join(entries, ", "), "]"], len(entries))
+            return join_texts(["[", pc.binary_join(entries, ", "), "]"], len(entries))
         return pc.binary_join(entries, "\n")
 
     def answer_hint(self, labels: bool = True) -> str:
@@ -179,17 +183,13 @@ class Profile:
     # ---- parsing ----------------------------------------------------------------------------------
     def parse_boxes(self, text: str, width: float, height: float) -> np.ndarray:
         """Every box written in ``text`` (answer block preferred), as canonical pixels (N, 4)."""
-        from hoidata.profiles.answers import answer_body
-
-        found = _box_pattern(self.style).findall(answer_body(text))
+        found = box_pattern(self.style).findall(answer_body(text))
         if not found:
             return np.zeros((0, 4))
         return self.from_model(np.array(found, dtype=np.float64), width, height)
 
     def parse_pairs(self, text: str, width: float, height: float) -> list[ParsedPair]:
         """HOI answer entries in ``text`` → canonical pairs; unreadable entries are skipped."""
-        from hoidata.profiles.answers import parse_answers
-
         a = parse_answers(self, [text], width, height)
         has_object, verbs, labels = a.has_object, a.verb.to_pylist(), a.object_label.to_pylist()
         return [
@@ -218,44 +218,11 @@ class Profile:
         }
 
 
-def _join(parts: list[Any], n: int) -> pa.StringArray:
-    """Element-wise concatenation of string arrays and literals (literals broadcast)."""
-    arrays = [p if isinstance(p, pa.Array | pa.ChunkedArray) else pa.scalar(p, pa.string()) for p in parts]
-    if not any(isinstance(a, pa.Array | pa.ChunkedArray) for a in arrays):
-        return pa.array(["".join(parts)] * n, pa.string())
-    out = pc.binary_join_element_wise(*arrays, "")
-    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
-
-
 def _json_strings(values: pa.Array) -> pa.Array:
     """JSON string literals of ``values``, escaped once per distinct value."""
     encoded = values.dictionary_encode()
     literals = pa.array([orjson.dumps(v).decode() for v in encoded.dictionary.to_pylist()], pa.string())
     return literals.take(encoded.indices)
-
-
-def _box_pattern(style: BoxStyle) -> re.Pattern[str]:
-    return _JSON_BOX if style is BoxStyle.JSON else _TOKEN_BOX
-
-
-def token_entry(line: str) -> dict[str, Any] | None:
-    """``person (box) verb object (box)`` with or without the special tokens (decoders drop them)."""
-    found = list(_TOKEN_BOX.finditer(line))
-    if not found:
-        return None
-    first = found[0]
-    entry: dict[str, Any] = {"person": [float(g) for g in first.groups()], "object_box": None}
-    between = line[first.end() : found[1].start()] if len(found) > 1 else line[first.end() :]
-    between = between.replace(BOX_END, "").replace(BOX_START, "")
-    if len(found) > 1:
-        entry["object_box"] = [float(g) for g in found[1].groups()]
-    if REF_START in between:
-        verb, _, obj = between.partition(REF_START)
-        entry["verb"], entry["object"] = verb.strip() or None, obj.replace(REF_END, "").strip() or None
-    else:
-        words = between.strip()
-        entry["verb"] = words or None
-    return entry
 
 
 PROFILES: dict[str, Profile] = {

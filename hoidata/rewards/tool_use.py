@@ -18,8 +18,8 @@ import orjson
 from hoidata.profiles import Profile
 from hoidata.rewards.completions import Rollout
 from hoidata.rewards.targets import Targets
-from hoidata.schemas.boxes import _as_boxes
-from hoidata.tools.environment import TOOL_NAMES
+from hoidata.schemas.boxes import as_boxes
+from hoidata.tools.names import TOOL_NAMES
 
 REGION_TOOLS = frozenset({"zoom_in", "imagine"})
 WHOLE_IMAGE = 0.9  # a region covering this share of the image is not looking at anything
@@ -79,7 +79,7 @@ def _region(value: object) -> list[float] | None:
 
 def _looks_at_something(boxes: np.ndarray, owner: np.ndarray, gt: Targets) -> np.ndarray:
     """Per region: overlaps a ground-truth box of its completion and is not (nearly) the whole image."""
-    b = _as_boxes(boxes)
+    b = as_boxes(boxes)
     area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     small = area < WHOLE_IMAGE * gt.width[owner] * gt.height[owner]
     per_region = gt.counts[owner]

@@ -29,7 +29,8 @@ class BoxOrigin(StrEnum):
     CONTINUOUS = "continuous"  # already canonical: 0-based continuous edges
 
 
-def _as_boxes(boxes: ArrayLike) -> np.ndarray:
+def as_boxes(boxes: ArrayLike) -> np.ndarray:
+    """``boxes`` as a float ``(N, 4)`` array (one box may be given flat); a wrong shape is a ValueError."""
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 4)
@@ -49,7 +50,7 @@ def _scale_xy(boxes: np.ndarray, sx: ArrayLike | float, sy: ArrayLike | float) -
 
 def from_inclusive(boxes: ArrayLike, base: int = 1) -> np.ndarray:
     """Inclusive pixel indices (first pixel ``base``) → canonical continuous edges."""
-    b = _as_boxes(boxes).copy()
+    b = as_boxes(boxes).copy()
     b[:, :2] -= base
     b[:, 2:] += 1 - base
     return b
@@ -57,7 +58,7 @@ def from_inclusive(boxes: ArrayLike, base: int = 1) -> np.ndarray:
 
 def to_inclusive(boxes: ArrayLike, base: int = 1) -> np.ndarray:
     """Canonical → inclusive pixel indices (exact inverse of :func:`from_inclusive`)."""
-    b = _as_boxes(boxes).copy()
+    b = as_boxes(boxes).copy()
     b[:, :2] += base
     b[:, 2:] -= 1 - base
     return b
@@ -70,7 +71,7 @@ def from_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
         return from_inclusive(boxes, 1)
     if origin is BoxOrigin.ZERO_BASED:
         return from_inclusive(boxes, 0)
-    return _as_boxes(boxes).copy()
+    return as_boxes(boxes).copy()
 
 
 def to_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
@@ -80,7 +81,7 @@ def to_origin(boxes: ArrayLike, origin: BoxOrigin | str) -> np.ndarray:
         return to_inclusive(boxes, 1)
     if origin is BoxOrigin.ZERO_BASED:
         return to_inclusive(boxes, 0)
-    return _as_boxes(boxes).copy()
+    return as_boxes(boxes).copy()
 
 
 def to_normalized(
@@ -88,7 +89,7 @@ def to_normalized(
 ) -> np.ndarray:
     """Canonical → relative coordinates on ``[0, scale]`` (unrounded; see :func:`quantize`)."""
     w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
-    return _scale_xy(_as_boxes(boxes), scale / w, scale / h)
+    return _scale_xy(as_boxes(boxes), scale / w, scale / h)
 
 
 def from_normalized(
@@ -96,7 +97,7 @@ def from_normalized(
 ) -> np.ndarray:
     """Relative coordinates on ``[0, scale]`` → canonical pixels."""
     w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
-    return _scale_xy(_as_boxes(boxes), w / scale, h / scale)
+    return _scale_xy(as_boxes(boxes), w / scale, h / scale)
 
 
 def to_resized(
@@ -109,7 +110,7 @@ def to_resized(
     """Canonical → absolute pixels on the resized image (Qwen2.5-VL's frame)."""
     rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
     return _scale_xy(
-        _as_boxes(boxes), rw / np.asarray(width, dtype=np.float64), rh / np.asarray(height, np.float64)
+        as_boxes(boxes), rw / np.asarray(width, dtype=np.float64), rh / np.asarray(height, np.float64)
     )
 
 
@@ -122,15 +123,13 @@ def from_resized(
 ) -> np.ndarray:
     """Absolute pixels on the resized image → canonical."""
     rw, rh = np.asarray(resized_width, dtype=np.float64), np.asarray(resized_height, dtype=np.float64)
-    return _scale_xy(
-        _as_boxes(boxes), np.asarray(width, np.float64) / rw, np.asarray(height, np.float64) / rh
-    )
+    return _scale_xy(as_boxes(boxes), np.asarray(width, np.float64) / rw, np.asarray(height, np.float64) / rh)
 
 
 def quantize(boxes: ArrayLike, high: float | None = None) -> np.ndarray:
     """Round to integers as the models write them (half to even, like Python's ``round``), clamped to
     ``[0, high]`` when ``high`` is given."""
-    b = np.rint(_as_boxes(boxes))
+    b = np.rint(as_boxes(boxes))
     if high is not None:
         b = np.clip(b, 0, high)
     return b.astype(np.int64)
@@ -164,7 +163,7 @@ def smart_resize(
 
 def union(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """The smallest box holding both boxes (the 'interaction' box)."""
-    a, b = _as_boxes(a), _as_boxes(b)
+    a, b = as_boxes(a), as_boxes(b)
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
 
 
@@ -210,7 +209,7 @@ def iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     Continuous edges, so no ``+1`` as in the official HICO-DET code: a canonical box already
     covers its last pixel (see :func:`from_inclusive`).
     """
-    a, b = _as_boxes(a), _as_boxes(b)
+    a, b = as_boxes(a), as_boxes(b)
     iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
     ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     inter = iw * ih

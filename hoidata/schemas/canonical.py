@@ -65,11 +65,13 @@ REJECTS_SCHEMA = pa.schema(
 )
 
 
-def _value(dtype: str) -> dict[str, Any]:
+def value_feature(dtype: str) -> dict[str, Any]:
+    """A ``datasets`` Value feature as the plain dict Arrow metadata stores, without importing datasets."""
     return {"dtype": dtype, "_type": "Value"}
 
 
-def _list(feature: Any, length: int | None = None) -> dict[str, Any]:
+def list_feature(feature: Any, length: int | None = None) -> dict[str, Any]:
+    """A ``datasets`` List feature of ``feature`` (fixed ``length`` when given), as a dict."""
     out: dict[str, Any] = {"feature": feature}
     if length is not None:
         out["length"] = length
@@ -83,40 +85,45 @@ def features(decode_images: bool = True) -> dict[str, Any]:
     ``decode_images=False`` suits datasets that hold relative image paths and no bytes: `datasets`
     then hands back ``{"bytes", "path"}`` instead of failing to open a path relative to elsewhere.
     """
-    bbox = _list(_value("float32"), 4)
+    bbox = list_feature(value_feature("float32"), 4)
     return {
-        "sample_id": _value("string"),
-        "source": _value("string"),
-        "split": _value("string"),
+        "sample_id": value_feature("string"),
+        "source": value_feature("string"),
+        "split": value_feature("string"),
         "image": {"_type": "Image"} if decode_images else {"decode": False, "_type": "Image"},
-        "width": _value("int32"),
-        "height": _value("int32"),
-        "instances": _list(
-            {"bbox": bbox, "label": _value("string"), "label_id": _value("int32"), "is_human": _value("bool")}
-        ),
-        "interactions": _list(
+        "width": value_feature("int32"),
+        "height": value_feature("int32"),
+        "instances": list_feature(
             {
-                "subject": _value("int32"),
-                "object": _value("int32"),
-                "verb": _value("string"),
-                "verb_id": _value("int32"),
-                "hoi_id": _value("int32"),
+                "bbox": bbox,
+                "label": value_feature("string"),
+                "label_id": value_feature("int32"),
+                "is_human": value_feature("bool"),
             }
         ),
-        "qa": _list(
+        "interactions": list_feature(
             {
-                "task": _value("string"),
-                "question": _value("string"),
-                "answer": _value("string"),
-                "question_boxes": _list(bbox),
-                "answer_boxes": _list(bbox),
+                "subject": value_feature("int32"),
+                "object": value_feature("int32"),
+                "verb": value_feature("string"),
+                "verb_id": value_feature("int32"),
+                "hoi_id": value_feature("int32"),
+            }
+        ),
+        "qa": list_feature(
+            {
+                "task": value_feature("string"),
+                "question": value_feature("string"),
+                "answer": value_feature("string"),
+                "question_boxes": list_feature(bbox),
+                "answer_boxes": list_feature(bbox),
             }
         ),
     }
 
 
 def rejects_features() -> dict[str, Any]:
-    return {f.name: _value("int64" if f.type == pa.int64() else "string") for f in REJECTS_SCHEMA}
+    return {f.name: value_feature("int64" if f.type == pa.int64() else "string") for f in REJECTS_SCHEMA}
 
 
 def with_features(schema: pa.Schema, feats: dict[str, Any]) -> pa.Schema:
@@ -152,18 +159,18 @@ BOXED_SCHEMA = pa.schema(
 def boxed_features(decode_images: bool = True) -> dict[str, Any]:
     """Features of :data:`BOXED_SCHEMA`, in its column order."""
     base = features(decode_images)
-    bbox, model_bbox = _list(_value("float32"), 4), _list(_value("int32"), 4)
+    bbox, model_bbox = list_feature(value_feature("float32"), 4), list_feature(value_feature("int32"), 4)
     instance = dict(base["instances"]["feature"]) | {"model_bbox": model_bbox}
     interaction = dict(base["interactions"]["feature"]) | {
         "union_bbox": bbox,
-        "refer_boxes": _list(bbox),
+        "refer_boxes": list_feature(bbox),
         "model_union_bbox": model_bbox,
-        "model_refer_boxes": _list(model_bbox),
+        "model_refer_boxes": list_feature(model_bbox),
     }
     extra = {
-        "resized_width": _value("int32"),
-        "resized_height": _value("int32"),
-        "instances": _list(instance),
-        "interactions": _list(interaction),
+        "resized_width": value_feature("int32"),
+        "resized_height": value_feature("int32"),
+        "instances": list_feature(instance),
+        "interactions": list_feature(interaction),
     }
     return {f.name: extra.get(f.name, base.get(f.name)) for f in BOXED_SCHEMA}

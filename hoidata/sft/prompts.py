@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from hoidata.profiles.profile import _join
+from hoidata.profiles.text import join_texts
 
 _FIELD = re.compile(r"\{(\w+)\}")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -93,7 +93,7 @@ def fill(name: str, choice: np.ndarray, fields: dict[str, Any]) -> pa.StringArra
             else:
                 value = fields[piece]
                 parts.append(value if isinstance(value, str) else value.take(pa.array(idx)))
-        chunks.append(_join(parts, len(idx)))
+        chunks.append(join_texts(parts, len(idx)))
         order.append(idx)
     if not chunks:
         return pa.array([], pa.string())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from hoidata.schemas.canonical import BBOX, IMAGE, MODEL_BBOX, _list, _value
+from hoidata.schemas.canonical import BBOX, IMAGE, MODEL_BBOX, list_feature, value_feature
 
 CONTENT = pa.struct([("type", pa.string()), ("text", pa.string())])  # text is null for image blocks
 FUNCTION = pa.struct([("name", pa.string()), ("arguments", pa.string())])  # arguments: a JSON object
@@ -49,35 +49,37 @@ SFT_SCHEMA = pa.schema(
 
 
 def sft_features(decode_images: bool) -> dict[str, Any]:
-    bbox = _list(_value("float32"), 4)
+    bbox = list_feature(value_feature("float32"), 4)
     image = {"_type": "Image"} if decode_images else {"decode": False, "_type": "Image"}
-    content = _list({"type": _value("string"), "text": _value("string")})
+    content = list_feature({"type": value_feature("string"), "text": value_feature("string")})
     tool_call = {
-        "type": _value("string"),
-        "function": {"name": _value("string"), "arguments": _value("string")},
+        "type": value_feature("string"),
+        "function": {"name": value_feature("string"), "arguments": value_feature("string")},
     }
     return {
-        "sample_id": _value("string"),
-        "source_id": _value("string"),
-        "task": _value("string"),
-        "images": _list(image),
-        "messages": _list({"role": _value("string"), "content": content, "tool_calls": _list(tool_call)}),
-        "tools": _value("string"),
-        "width": _value("int32"),
-        "height": _value("int32"),
-        "resized_width": _value("int32"),
-        "resized_height": _value("int32"),
-        "pairs": _list(
+        "sample_id": value_feature("string"),
+        "source_id": value_feature("string"),
+        "task": value_feature("string"),
+        "images": list_feature(image),
+        "messages": list_feature(
+            {"role": value_feature("string"), "content": content, "tool_calls": list_feature(tool_call)}
+        ),
+        "tools": value_feature("string"),
+        "width": value_feature("int32"),
+        "height": value_feature("int32"),
+        "resized_width": value_feature("int32"),
+        "resized_height": value_feature("int32"),
+        "pairs": list_feature(
             {
                 "person_bbox": bbox,
                 "object_bbox": bbox,
-                "verb": _value("string"),
-                "verb_id": _value("int32"),
-                "object": _value("string"),
-                "object_id": _value("int32"),
-                "hoi_id": _value("int32"),
+                "verb": value_feature("string"),
+                "verb_id": value_feature("int32"),
+                "object": value_feature("string"),
+                "object_id": value_feature("int32"),
+                "hoi_id": value_feature("int32"),
             }
         ),
-        "refer_boxes": _list(_list(_value("int32"), 4)),
-        "uses_tool": _value("bool"),
+        "refer_boxes": list_feature(list_feature(value_feature("int32"), 4)),
+        "uses_tool": value_feature("bool"),
     }

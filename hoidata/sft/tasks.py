@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.profiles import Profile
-from hoidata.profiles.profile import BoxStyle, _join
+from hoidata.profiles.text import BoxStyle, join_texts
 from hoidata.sft import prompts
 from hoidata.sft.schema import PAIR
 
@@ -220,7 +220,7 @@ def _fill_split(name: str, has_object: np.ndarray, choice: np.ndarray, fields: d
 
 def _unit_ids(*keys: np.ndarray) -> pa.Array:
     """Text keys of units, used only to seed paraphrase choice (stable across runs)."""
-    return _join([x for k in keys for x in (pa.array(k).cast(pa.string()), ":")][:-1], len(keys[0]))
+    return join_texts([x for k in keys for x in (pa.array(k).cast(pa.string()), ":")][:-1], len(keys[0]))
 
 
 def pairs_column(it: Interactions, units: Units) -> pa.ListArray:

@@ -1,8 +1,8 @@
 """HICO-DET in its three layouts: the official ``anno_bbox.mat``, the PPDM/QPIC JSON and the UPT JSON.
 
-Box origin defaults (``--box-origin`` overrides; see docs/formats in the README):
+Box origin defaults (``--box-origin`` overrides; the README's "Box origins" table lists every source):
   * ``mat``  — one-based: the official 1-based inclusive MATLAB pixels.
-  * ``upt``  — one-based: fredzzhang/hicodet keeps the raw official values.
+  * ``upt``  — one-based: the UPT release keeps the raw official values.
   * ``ppdm`` — one-based: ``test_hico.json`` equals the official values (checked on real data).
     ``trainval_hico.json`` is believed to store official − 1: convert it with ``--box-origin zero-based``.
 """
@@ -23,7 +23,7 @@ import pyarrow.json as pa_json
 
 from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
-from hoidata.schemas.taxonomy import hico_coco_ids, hico_det
+from hoidata.schemas.taxonomy import hico_coco_ids
 from hoidata.sources.base import (
     SourceBatch,
     dumps,
@@ -35,6 +35,8 @@ from hoidata.sources.base import (
     read_json,
     sample_keys,
 )
+from hoidata.sources.hico_mat import read_mat
+from hoidata.sources.instances import instances_from_pairs
 from hoidata.sources.records import RecordLayout, flatten_records
 
 LAYOUTS = ("mat", "ppdm", "upt")
@@ -91,8 +93,6 @@ def read_hico(
     if not path.exists():
         raise HoidataError("file not found", file=str(path))
     if layout == "mat" or (layout is None and _is_mat(path)):
-        from hoidata.sources.hico_mat import read_mat
-
         return read_mat(path, split, box_origin or DEFAULT_ORIGIN["mat"])
     if layout in (None, "upt"):
         fast = read_upt_arrow(path, BoxOrigin(box_origin or DEFAULT_ORIGIN["upt"]))
@@ -419,59 +419,3 @@ def _flat_boxes(per_record: list[list[list[float]]], what: str) -> np.ndarray:
     if not set(map(type, chain.from_iterable(boxes))) <= {int, float}:
         raise TypeError(f"{what} are not numbers")
     return np.fromiter(chain.from_iterable(boxes), np.float64, 4 * len(boxes)).reshape(-1, 4)
-
-
-def instances_from_pairs(
-    pair_offsets: np.ndarray,
-    boxes_h: np.ndarray,
-    boxes_o: np.ndarray,
-    objects: np.ndarray,
-    verbs: np.ndarray,
-    hois: np.ndarray,
-    with_first_rows: bool = False,
-) -> dict[str, np.ndarray]:
-    """Turn per-pair boxes into per-image instances: identical (label, box) rows of one image become
-    one instance, numbered in order of first appearance (subject, object, next subject, …)."""
-    n_records = len(pair_offsets) - 1
-    m = len(verbs)
-    record = np.repeat(np.arange(n_records), np.diff(pair_offsets))
-    human = hico_det().human_object_id
-    rows = np.empty((2 * m, 6), dtype=np.float64)
-    rows[0::2, 0] = record
-    rows[1::2, 0] = record
-    rows[0::2, 1] = human
-    rows[1::2, 1] = objects
-    rows[0::2, 2:] = boxes_h
-    rows[1::2, 2:] = boxes_o
-    first, inst_global = unique_rows(rows)  # instances numbered in order of first appearance
-    kept = rows[first]
-    inst_record = kept[:, 0].astype(np.int64)
-    inst_offsets = offsets_from_counts(np.bincount(inst_record, minlength=n_records))
-    local = inst_global - inst_offsets[record.repeat(2)] if m else inst_global
-    return {
-        "inst_offsets": inst_offsets,
-        "boxes": kept[:, 2:].copy(),
-        "labels": kept[:, 1].astype(np.int64),
-        "pair_offsets": pair_offsets,
-        "subjects": local[0::2].astype(np.int64),
-        "objects": local[1::2].astype(np.int64),
-        "verbs": verbs,
-        "hois": hois,
-    } | ({"first_rows": first} if with_first_rows else {})  # row 2p: pair p's human, 2p+1: its object
-
-
-def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, inverse)``: the first index of each distinct row, in order of first appearance, and
-    each row's distinct number. Each row's bytes are one fixed-size binary value, numbered by
-    Arrow's hash table: exact, and no sort."""
-    if not len(rows):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    packed = np.ascontiguousarray(rows + 0.0)  # + 0.0 folds -0.0 into 0.0
-    values = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(packed.itemsize * packed.shape[1]), len(packed), [None, pa.py_buffer(packed)]
-    )
-    encoded = values.dictionary_encode()
-    inverse = encoded.indices.to_numpy().astype(np.int64)
-    first = np.empty(len(encoded.dictionary), np.int64)
-    first[inverse[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the last write is the first occurrence
-    return first, inverse

@@ -4,11 +4,11 @@ The file is nested MATLAB structs (image → hoi → boxes), so records are walk
 result is flattened to per-pair arrays and handed to :func:`instances_from_pairs`, exactly as
 the UPT reader does, so both layouts give the same :class:`SourceBatch` for the same content.
 
-Layout (docs/formats.md §1a'): ``bbox_train``/``bbox_test`` are (1, N) structs with fields
-(filename, size, hoi); ``hoi`` is a (1, K) struct (id, bboxhuman, bboxobject, connection, invis);
-boxes are (1, M) structs whose fields are stored x1, x2, y1, y2 and are read by name; ``connection``
-is (C, 2) 1-based [human, object] indices into that hoi's own box lists. Boxes stay 1-based
-inclusive here; the convert stage applies ``box_origin``.
+The file: ``bbox_train``/``bbox_test`` are (1, N) structs with fields (filename, size, hoi);
+``hoi`` is a (1, K) struct (id, bboxhuman, bboxobject, connection, invis); boxes are (1, M)
+structs whose fields are stored x1, x2, y1, y2 and are read by name; ``connection`` is (C, 2)
+1-based [human, object] indices into that hoi's own box lists. Boxes stay 1-based inclusive
+here; the convert stage applies ``box_origin``.
 
 Record-level faults (bad id, connection out of range, malformed struct) mark the record with a
 :class:`RecordError` naming e.g. ``hoi[3].connection`` (hoi index 0-based) and give it no pairs.
@@ -28,7 +28,7 @@ from hoidata.errors import HoidataError, RecordError
 from hoidata.schemas.boxes import BoxOrigin
 from hoidata.schemas.taxonomy import hico_det
 from hoidata.sources.base import SourceBatch, dumps, offsets_from_counts, sample_keys
-from hoidata.sources.hico import instances_from_pairs
+from hoidata.sources.instances import instances_from_pairs
 
 SPLIT_VARS = {"train": "bbox_train", "test": "bbox_test"}
 IMAGE_FIELDS = ("filename", "size", "hoi")
@@ -115,7 +115,7 @@ def read_mat(path: Path, split: str, box_origin: BoxOrigin) -> SourceBatch:
 
 def _load(path: Path, var: str) -> dict[str, Any]:
     """Load only the variables we use; every failure is one line naming the file."""
-    import scipy.io
+    import scipy.io  # a quarter second to import: only a .mat conversion pays for it
 
     try:
         with open(path, "rb") as fh:

@@ -67,3 +67,11 @@ def grown_window(box: np.ndarray, scale: float) -> tuple[int, int, int, int]:
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     hw, hh = max(0.5, (x2 - x1) * scale / 2), max(0.5, (y2 - y1) * scale / 2)
     return math.floor(cx - hw), math.floor(cy - hh), math.ceil(cx + hw), math.ceil(cy + hh)
+
+
+def imagine_result_text(model_box: np.ndarray, mode: str) -> str:
+    """The text that accompanies an imagined view; an outpainted one is flagged as not observed."""
+    box = f"[{', '.join(str(int(v)) for v in model_box)}]"
+    if mode == "outpaint":
+        return f"Imagined view around {box}, extended beyond the image border (generated, not observed)."
+    return f"Wider context of {box}."

@@ -60,3 +60,17 @@ def describe(person: np.ndarray, obj: np.ndarray) -> np.ndarray:
     )
     where = np.char.add(np.char.add(r["direction"].astype(str), " the person, "), contact.astype(str))
     return where
+
+
+def contact_likelihood(person: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """Per pair, "likely" / "possible" / "unlikely" that person and object touch, from boxes alone:
+    likely when they overlap by ≥ 10% of the smaller box, possible when they overlap at all or their
+    edges are within 0.15 person sizes, unlikely otherwise."""
+    p, o = np.asarray(person, np.float64).reshape(-1, 4), np.asarray(obj, np.float64).reshape(-1, 4)
+    iw = np.minimum(p[:, 2], o[:, 2]) - np.maximum(p[:, 0], o[:, 0])  # negative: a horizontal gap
+    ih = np.minimum(p[:, 3], o[:, 3]) - np.maximum(p[:, 1], o[:, 1])
+    area_p = np.clip(p[:, 2] - p[:, 0], 0, None) * np.clip(p[:, 3] - p[:, 1], 0, None)
+    area_o = np.clip(o[:, 2] - o[:, 0], 0, None) * np.clip(o[:, 3] - o[:, 1], 0, None)
+    overlap = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.maximum(np.minimum(area_p, area_o), 1e-9)
+    gap = np.hypot(np.clip(-iw, 0, None), np.clip(-ih, 0, None)) / np.sqrt(np.maximum(area_p, 1e-9))
+    return np.where(overlap >= 0.1, "likely", np.where((overlap > 0) | (gap <= 0.15), "possible", "unlikely"))

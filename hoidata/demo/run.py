@@ -1,146 +1,36 @@
-"""``hoidata demo``: a small synthetic HOI dataset that hoidata draws itself, run through the stages.
+"""``hoidata demo``: the synthetic scenes of :mod:`hoidata.demo.scenes`, run through every stage.
 
-The scenes are simple (a person as a body and a head, objects as coloured shapes), but the
-annotations are written exactly as a real PPDM/QPIC ``test_hico.json`` is: one-based inclusive
-pixels, COCO-91 object ids, 1-based verbs. One record is deliberately broken to show rejects.
+Each step prints one line; the steps that train or generate need the train extra (torch) and
+are skipped without it.
 """
 
 from __future__ import annotations
 
-import json
-import random
+import os
+import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, ImageDraw
-
-from hoidata.schemas.taxonomy import hico_coco_ids, hico_det
-
-# (verb, object, where the object sits relative to the person)
-SCENES = [
-    ("ride", "bicycle", "below"),
-    ("hold", "cup", "hand"),
-    ("kick", "sports_ball", "foot"),
-    ("sit_on", "chair", "below"),
-    ("carry", "backpack", "hand"),
-    ("hold", "umbrella", "above"),
-    ("fly", "kite", "above"),
-    ("hold", "book", "hand"),
-    ("walk", "dog", "foot"),
-    ("throw", "frisbee", "hand"),
-]
-COLOURS = {
-    "bicycle": (90, 90, 90),
-    "cup": (200, 120, 40),
-    "sports_ball": (250, 250, 250),
-    "chair": (120, 70, 20),
-    "backpack": (30, 140, 60),
-    "umbrella": (150, 40, 160),
-    "kite": (240, 60, 120),
-    "book": (40, 60, 160),
-    "dog": (160, 110, 60),
-    "frisbee": (240, 200, 30),
-}
-
-
-def _rect(rng: random.Random, cx: int, cy: int, w: int, h: int, width: int, height: int) -> list[int]:
-    """An inclusive 0-based pixel rectangle, kept inside the image."""
-    x1 = max(0, min(width - w - 1, cx - w // 2 + rng.randint(-3, 3)))
-    y1 = max(0, min(height - h - 1, cy - h // 2 + rng.randint(-3, 3)))
-    return [x1, y1, x1 + w - 1, y1 + h - 1]
-
-
-def draw_scene(rng: random.Random, index: int, split: str) -> tuple[Image.Image, dict[str, Any]]:
-    """One image with 1–2 people, each doing one thing to an object; returns the PPDM record."""
-    width, height = rng.choice([(320, 240), (400, 300), (360, 480), (480, 320)])
-    im = Image.new(
-        "RGB", (width, height), (rng.randint(180, 230), rng.randint(200, 240), rng.randint(180, 230))
-    )
-    d = ImageDraw.Draw(im)
-    tax, coco = hico_det(), hico_coco_ids()
-    annotations: list[dict[str, Any]] = []
-    hois: list[dict[str, Any]] = []
-    people = rng.choice([1, 1, 2])
-    for p in range(people):
-        verb, obj, where = rng.choice(SCENES)
-        pw, ph = width // 6, height // 2
-        cx = int(width * (0.3 + 0.4 * p)) if people == 2 else width // 2 + rng.randint(-20, 20)
-        body = _rect(rng, cx, height // 2, pw, ph, width, height)
-        d.rectangle(body, fill=(220, 60, 60))
-        head = body[0] + pw // 4, body[1], body[2] - pw // 4, body[1] + pw // 2
-        d.ellipse(head, fill=(250, 200, 170))
-        ow, oh = max(12, pw // 2 + rng.randint(-4, 8)), max(12, ph // 3 + rng.randint(-4, 8))
-        oy = {
-            "below": body[3] - oh // 3,
-            "hand": (body[1] + body[3]) // 2,
-            "foot": body[3],
-            "above": body[1] - oh,
-        }[where]
-        ob = _rect(
-            rng,
-            (body[0] + body[2]) // 2 + (pw if where in ("hand", "foot") else 0),
-            oy,
-            ow,
-            oh,
-            width,
-            height,
-        )
-        d.rectangle(ob, fill=COLOURS[obj])
-        d.text((ob[0] + 2, ob[1] + 2), obj[:6], fill=(0, 0, 0))
-        v, o = tax.verbs.index(verb), tax.objects.index(obj)
-        s_id = len(annotations)
-        # one-based inclusive pixels, exactly as the official release and test_hico.json store them
-        annotations.append({"bbox": [c + 1 for c in body], "category_id": 1})
-        annotations.append({"bbox": [c + 1 for c in ob], "category_id": int(coco[o])})
-        hois.append(
-            {
-                "subject_id": s_id,
-                "object_id": s_id + 1,
-                "category_id": v + 1,
-                "hoi_category_id": int(tax.hoi_ids([v], [o])[0]) + 1,
-            }
-        )
-    name = f"DEMO_{split}_{index:08d}.png"
-    return im, {"file_name": name, "img_id": index + 1, "annotations": annotations, "hoi_annotation": hois}
-
-
-def make_raw(root: Path, n_train: int = 48, n_test: int = 16, seed: int = 0) -> dict[str, Path]:
-    """Write images and PPDM-layout annotation files; returns the annotation file per split."""
-    rng = random.Random(seed)
-    files = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        img_dir = root / "images" / split
-        img_dir.mkdir(parents=True, exist_ok=True)
-        records = []
-        for i in range(n):
-            im, rec = draw_scene(rng, i, split)
-            im.save(img_dir / rec["file_name"])
-            records.append(rec)
-        if split == "train":  # one broken record: a box beyond the image edge, to show rejects
-            records[-1]["annotations"][0]["bbox"][2] = 10_000
-        files[split] = root / f"{split}_hico.json"
-        files[split].write_text(json.dumps(records))
-    return files
-
-
-def one_scene(root: Path, copies: int = 16, seed: int = 3) -> Path:
-    """One drawn scene with one interaction, under ``copies`` file names; returns its PPDM file."""
-    rng = random.Random(seed)
-    image, record = draw_scene(rng, 0, "train")
-    while len(record["hoi_annotation"]) != 1:
-        image, record = draw_scene(rng, 0, "train")
-    images = root / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    records = []
-    for i in range(copies):
-        records.append(record | {"file_name": f"SCENE_train_{i:08d}.png", "img_id": i + 1})
-        image.save(images / records[-1]["file_name"])
-    (root / "train_hico.json").write_text(json.dumps(records))
-    return root / "train_hico.json"
+from hoidata.demo.scenes import make_raw, one_scene
+from hoidata.engines.hf import HfEngine
+from hoidata.eval.hico import eval_hico
+from hoidata.io import read_manifest, read_table
+from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS, build_tiny_vlm
+from hoidata.pipelines.boxes import BoxesConfig, boxes
+from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+from hoidata.pipelines.convert import ConvertConfig, convert
+from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig, filter_prefs, filter_sft
+from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+from hoidata.pipelines.predict import PredictConfig, predict
+from hoidata.publish import build_repo_tree, format_tree
+from hoidata.sft.tasks import TASKS
+from hoidata.trainers.recipe import load_recipe
+from hoidata.trainers.run import train
+from hoidata.viz.draw import contact_sheet, draw_sample
 
 
 @dataclass
@@ -157,12 +47,6 @@ def cold_start(out: Path, steps: int = 150) -> ColdStart:
     A random tiny model writes noise, which the filters rightly reject; this one shows gen-cot's
     verified traces passing them. About a minute and a half on two CPU cores.
     """
-    from hoidata.models.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS, build_tiny_vlm
-    from hoidata.pipelines.boxes import BoxesConfig, boxes
-    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
-    from hoidata.pipelines.convert import ConvertConfig, convert
-    from hoidata.trainers.recipe import load_recipe
-    from hoidata.trainers.run import train
 
     annotations = one_scene(out / "raw")
     images = str(out / "raw" / "images")
@@ -201,12 +85,6 @@ def cold_start(out: Path, steps: int = 150) -> ColdStart:
 
 
 def run_demo(out: Path | str, cold: bool = False) -> None:
-    from hoidata.io.dataset_dir import read_table
-    from hoidata.pipelines.boxes import BoxesConfig, boxes
-    from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
-    from hoidata.pipelines.convert import ConvertConfig, convert
-    from hoidata.sft.tasks import TASKS
-    from hoidata.viz.draw import contact_sheet, draw_sample
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -277,15 +155,10 @@ def _generate(out: Path, cold: bool) -> Path | None:
     except ImportError:
         print("  skipped: needs the train extra (pip install 'hoidata[train]'; `make demo` installs it)")
         return None
-    from hoidata.engines.hf import HfEngine
-    from hoidata.io.dataset_dir import read_manifest, read_table
-    from hoidata.models.tiny import build_tiny_vlm
-    from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig, filter_prefs, filter_sft
-    from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
-    spec = read_manifest(out / "hico-train-boxes").config["profile_spec"]
+    spec = read_manifest(out / "hico-train-boxes").profile_spec
     model = build_tiny_vlm(
-        "qwen2.5-vl", out / "tiny-qwen2.5-vl", min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]
+        "qwen2.5-vl", out / "tiny-qwen2.5-vl", min_pixels=spec.min_pixels, max_pixels=spec.max_pixels
     )
     prompts, generator = out / "hico-train-boxes", model
     cfg = GenCotConfig(
@@ -323,9 +196,6 @@ def _predict_and_evaluate(out: Path, model: Path | None) -> None:
     if model is None:
         print("  skipped: needs the train extra")
         return
-    from hoidata.engines.hf import HfEngine
-    from hoidata.eval.hico import eval_hico
-    from hoidata.pipelines.predict import PredictConfig, predict
 
     cfg = PredictConfig(engine="hf", model=str(model), profile="qwen2.5-vl", max_tokens=48)
     m = predict(
@@ -348,16 +218,13 @@ def _train(out: Path, model: Path | None) -> None:
     if model is None:
         print("  skipped: needs the train extra")
         return
-    from hoidata.io.dataset_dir import read_manifest
-    from hoidata.trainers.recipe import load_recipe
-    from hoidata.trainers.run import train
 
-    spec = read_manifest(out / "hico-train-boxes").config["profile_spec"]
+    spec = read_manifest(out / "hico-train-boxes").profile_spec
     common = {
         "model": str(model),
         "profile": "qwen2.5-vl",
-        "min_pixels": spec["min_pixels"],
-        "max_pixels": spec["max_pixels"],
+        "min_pixels": spec.min_pixels,
+        "max_pixels": spec.max_pixels,
         "max_samples": 8,
     }
     quiet = {"report_to": [], "save_strategy": "no", "per_device_train_batch_size": 2, "disable_tqdm": True}
@@ -411,8 +278,6 @@ def _train(out: Path, model: Path | None) -> None:
 @contextmanager
 def _quiet() -> Iterator[None]:
     """The demo shows one line per step of the chain; library deprecation notes would drown it."""
-    import os
-    import warnings
 
     old = os.environ.get("TRL_EXPERIMENTAL_SILENCE")
     os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
@@ -428,11 +293,8 @@ def _quiet() -> Iterator[None]:
 
 
 def _push_dry_run(dataset: Path, tree: Path) -> None:
-    from hoidata.pipelines.publish import build_repo_tree, format_tree
 
     if tree.exists():
-        import shutil
-
         shutil.rmtree(tree)
     files = build_repo_tree(dataset, tree, repo_id="demo/hoi-sft-referring")
     print("  " + format_tree(tree, files).replace("\n", "\n  "))

@@ -1,0 +1,24 @@
+"""What the generating commands (gen-cot, predict) share: ``--dp`` through the local executor."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hoidata.cli.options import RunOptions
+from hoidata.cli.summary import print_summary
+from hoidata.engines.options import EngineOptions
+from hoidata.executors import LocalProcesses, without_options
+from hoidata.io import read_manifest
+
+
+def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out: Path) -> None:
+    """This same command as ``--dp`` processes, each on its own ``--tp`` GPUs and its part of
+    ``--shard``, all into ``out``; the last one finishes it."""
+    argv = without_options(sys.argv[1:], {"--dp": 1, "--shard": 1, "--debug": 0})
+    gpus_each = options.tp if engine == "vllm" else 0
+    LocalProcesses(options.dp, gpus_each).run(argv, run.shard_spec)
+    if (out / "manifest.json").is_file():
+        print_summary(read_manifest(out), out)
+    else:
+        print_summary(None, out, shard=run.shard)

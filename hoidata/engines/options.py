@@ -1,0 +1,58 @@
+"""The options every generating stage shares (gen-cot, predict): which engine and model make the
+result, and how to reach them, which changes speed but not the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hoidata.engines import get_engine
+from hoidata.engines.base import Engine
+from hoidata.errors import HoidataError
+from hoidata.io import ProfileSpec
+from hoidata.options import option
+
+ENGINE_NAMES = ("vllm", "openai", "hf")
+
+
+@dataclass
+class GenerationConfig:
+    """Recorded in the manifest: the engine and model that wrote the rows."""
+
+    engine: str = option("vllm", "Generation engine.", choices=ENGINE_NAMES)
+    model: str = option("", "Model name or local checkpoint.", required=True)
+
+
+@dataclass
+class EngineOptions:
+    """How to reach the engine; not recorded (a resumed run may use another server or GPU count)."""
+
+    base_url: str | None = option(None, "openai: the server, e.g. http://127.0.0.1:8000/v1.")
+    api_key: str | None = option(
+        None, "openai: API key (local servers need none).", envvar="OPENAI_API_KEY", secret=True
+    )
+    concurrency: int = option(32, "openai: requests in flight.")
+    tp: int = option(1, "vllm: tensor-parallel GPUs per engine.", flag="--tp")
+    dp: int = option(1, "Data-parallel engine processes on this machine (--tp GPUs each).", flag="--dp")
+
+    def factory(
+        self, engine: str, model: str, profile: ProfileSpec, *, seed: int = 0
+    ) -> Callable[[], Engine]:
+        """A zero-argument engine constructor (the model loads only if there is work), checked now.
+        vLLM gets the data's pixel budget, so it sees what training sees."""
+        options: dict[str, object]
+        if engine == "openai":
+            if not self.base_url:
+                raise HoidataError("--engine openai needs --base-url")
+            options = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency}
+        elif engine == "vllm":
+            options = {
+                "family": profile.name,
+                "tp": self.tp,
+                "seed": seed,
+                "min_pixels": profile.min_pixels,
+                "max_pixels": profile.max_pixels,
+            }
+        else:
+            options = {"family": profile.name}
+        return lambda: get_engine(engine, model, **options)

@@ -1,0 +1,124 @@
+"""The command line derives every stage option from its config dataclass; `--config` files and
+flags combine in one order; the app lists its commands in pipeline order without importing them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from hoidata.cli.main import COMMANDS, app
+from hoidata.cli.options import RunOptions
+from hoidata.engines.options import EngineOptions
+from hoidata.options import config_fields
+from hoidata.pipelines.boxes import BoxesConfig
+from hoidata.pipelines.build_sft import BuildSftConfig
+from hoidata.pipelines.convert import ConvertConfig
+from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig
+from hoidata.pipelines.gen_cot import GenCotConfig
+from hoidata.pipelines.predict import PredictConfig
+
+STAGES = {
+    ("convert", "hico"): [ConvertConfig, RunOptions],
+    ("convert", "swig"): [ConvertConfig, RunOptions],
+    ("convert", "hoiqa"): [ConvertConfig, RunOptions],
+    ("boxes",): [BoxesConfig, RunOptions],
+    ("build-sft",): [BuildSftConfig, RunOptions],
+    ("gen-cot",): [GenCotConfig, EngineOptions, RunOptions],
+    ("filter", "sft"): [FilterSftConfig, RunOptions],
+    ("filter", "prefs"): [FilterPrefsConfig, RunOptions],
+    ("predict",): [PredictConfig, EngineOptions, RunOptions],
+}
+
+
+def command(path: tuple[str, ...]) -> Any:
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    cmd: Any = root
+    for name in path:
+        cmd = cmd.get_command(ctx, name)  # type: ignore[attr-defined]
+    return cmd
+
+
+def cli_value(param: Any, field_type: object) -> object:
+    value = param.default
+    if hasattr(value, "value"):
+        value = value.value
+    return value
+
+
+@pytest.mark.parametrize("path", list(STAGES), ids=["-".join(p) for p in STAGES])
+def test_every_cli_default_is_its_dataclass_default(path: tuple[str, ...]) -> None:
+    params = {p.name: p for p in command(path).params}
+    seen = 0
+    for cls in STAGES[path]:
+        for f in config_fields(cls):
+            if f.name not in params:
+                continue
+            seen += 1
+            param = params[f.name]
+            if f.info.required or f.info.argument:
+                assert param.default is None or f.info.argument, f.name
+                continue
+            value = cli_value(param, f.type)
+            assert f.from_text(value) == f.default or value == f.default, (path, f.name, value, f.default)
+            assert f.info.help and f.info.help in (param.help or ""), (path, f.name)  # type: ignore[attr-defined]
+    assert seen >= 3  # the command really offers its config's options
+
+
+def test_every_stage_offers_shard_overwrite_and_config() -> None:
+    for path in STAGES:
+        names = {p.name for p in command(path).params}
+        assert {"shard", "overwrite", "config_file"} <= names, path
+
+
+def test_summaries_are_the_commands_first_doc_lines() -> None:
+    for name, entry in COMMANDS.items():
+        cmd = command((name,))
+        text = (cmd.help or "").strip().splitlines()[0]
+        assert text == entry.summary, name
+
+
+def test_help_lists_commands_in_pipeline_order_and_imports_no_command() -> None:
+    code = (
+        "import sys; sys.argv=['hoidata','--help']\n"
+        "from hoidata.cli import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('hoidata.') and "
+        "m.split('.')[1] not in ('cli', 'errors')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    listed = [line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line.startswith("  ")]
+    assert [n for n in listed if n in COMMANDS] == list(COMMANDS)
+    assert "<bool>" not in run.stdout
+    loaded = run.stdout.split("LOADED")[1]
+    assert "pipelines" not in loaded and "eval" not in loaded and "trainers" not in loaded, loaded
+
+
+def test_config_file_then_flags(demo_canonical: Any, tmp_path: Path) -> None:
+    """Defaults < the YAML file < flags on the command line; the manifest records the result."""
+    from hoidata.cli import main
+    from hoidata.io import read_manifest
+
+    cfg = tmp_path / "boxes.yaml"
+    cfg.write_text("union-pad: 4\nno_object: 'null'\nprofile: qwen3-vl\n")
+    out = tmp_path / "b"
+    argv = ["boxes", str(demo_canonical(4)), "-o", str(out), "--config", str(cfg), "--profile", "qwen2-vl"]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code in (0, None)
+    recorded = read_manifest(out).config
+    assert recorded["union_pad"] == 4 and recorded["no_object"] == "null" and recorded["profile"] == "qwen2-vl"
+    cfg.write_text("union_padding: 4\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "hoidata", *argv[:3], str(tmp_path / "c"), "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "union_padding" in bad.stderr and str(cfg) in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
