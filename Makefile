@@ -31,6 +31,7 @@ demo: $(STAMP_TRAIN)
 
 test: $(STAMP_TEST)
 	$(BIN)/ruff check hoidata tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 bench: $(STAMP_TEST)
@@ -38,6 +39,7 @@ bench: $(STAMP_TEST)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check hoidata tests bench
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check hoidata tests bench
 
 clean:

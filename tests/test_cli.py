@@ -122,3 +122,24 @@ def test_config_file_then_flags(demo_canonical: Any, tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and "union_padding" in bad.stderr and str(cfg) in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_reruns_of_finished_stages_do_nothing(demo_canonical: Any, tmp_path: Path) -> None:
+    """A Makefile's second run: every stage says so in one line, exits 0, and leaves its output as it was."""
+    from hoidata.cli import main
+
+    boxes_dir, sft_dir = tmp_path / "boxes", tmp_path / "sft"
+    runs = [
+        ["boxes", str(demo_canonical(4)), "-o", str(boxes_dir)],
+        ["build-sft", "referring", str(boxes_dir), "-o", str(sft_dir)],
+    ]
+    for argv in runs:
+        with pytest.raises(SystemExit) as first:
+            main(argv)
+        assert first.value.code in (0, None)
+    for argv, out in zip(runs, (boxes_dir, sft_dir), strict=True):
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        again = subprocess.run([sys.executable, "-m", "hoidata", *argv], capture_output=True, text=True)
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+        assert again.stdout.strip().splitlines() == [f"{argv[0]}: {out} already complete, nothing to do"]
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

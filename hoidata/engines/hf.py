@@ -8,6 +8,7 @@ from typing import Any
 from hoidata.engines.base import Conversation, Generation, Sampling
 from hoidata.engines.messages import with_tool_turns_as_user
 from hoidata.errors import HoidataError
+from hoidata.profiles.chat import use_tool_template
 
 
 class HfEngine:
@@ -24,8 +25,6 @@ class HfEngine:
     ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        from hoidata.profiles.chat import use_tool_template
 
         self.model = model
         self._torch = torch

@@ -13,6 +13,7 @@ from typing import Any
 
 from hoidata.engines.base import Conversation, Generation, Sampling
 from hoidata.engines.messages import with_tool_turns_as_user
+from hoidata.profiles.chat import tool_template
 
 
 class VllmEngine:
@@ -32,8 +33,6 @@ class VllmEngine:
         seed: int = 0,
     ) -> None:
         from vllm import LLM
-
-        from hoidata.profiles.chat import tool_template
 
         self.model = model
         self.chat_template = tool_template(family) if family else None  # None: the model's own

@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hoidata.sft.cof import TOOLS_JSON
+
 FAMILIES: dict[str, dict[str, Any]] = {
     # patch size and the trl chat template that the stock checkpoints ship byte-identically
     "qwen2.5-vl": {"patch_size": 14, "template": "qwen2_5_vl.jinja"},
@@ -69,7 +71,6 @@ def _corpus() -> list[str]:
 
     The tool schemas are in it so that the system prompt of tool-using samples takes hundreds of tokens,
     not thousands: training and generation steps on CPU stay short."""
-    from hoidata.sft.cof import TOOLS_JSON
 
     lines = [
         TOOLS_JSON,

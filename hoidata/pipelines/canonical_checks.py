@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from functools import cached_property
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -29,11 +30,11 @@ class Instances:
     labels: np.ndarray  # (N,) taxonomy object ids
     tax: Taxonomy | None
 
-    @property
+    @cached_property  # three rules read it
     def finite(self) -> np.ndarray:
         return np.isfinite(self.boxes).all(axis=1)
 
-    @property
+    @cached_property
     def known_size(self) -> np.ndarray:
         return self.width > 0
 
@@ -211,9 +212,8 @@ TAXONOMY_RULES: tuple[Rule[Pairs], ...] = (  # pairs of a source with a taxonomy
 
 
 # ---- applying the rules ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Fault(Generic[View]):
-    """The first faulty item of a record, and the rule it breaks."""
+class Fault(NamedTuple, Generic[View]):
+    """The first faulty item of a record, and the rule it breaks (a tuple: a bad file has many)."""
 
     item: int  # index among the shard's items
     rule: Rule[View]

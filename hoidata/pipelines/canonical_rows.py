@@ -93,7 +93,7 @@ def build_shard(
             errors[i] = _record_error(batch, "instance", instance_faults[r], i0, batch.inst_offsets[i])
         elif r in pair_faults:
             errors[i] = _record_error(batch, "pair", pair_faults[r], p0, batch.pair_offsets[i])
-        else:
+        elif qa_errors[r] is not None:
             errors[i] = qa_errors[r]
     keep = np.array([errors[lo + r] is None for r in range(hi - lo)], dtype=bool)
     table = _assemble(

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hoidata.errors import HoidataError
-
-if TYPE_CHECKING:
-    from hoidata.profiles import Profile
+from hoidata.io import open_dataset, read_manifest
+from hoidata.io.images import open_image
+from hoidata.pipelines.gen_cot import prompt_rows, question
+from hoidata.profiles import Profile
 
 NEEDS = {
     "sft": ("images", "messages"),
@@ -64,8 +65,6 @@ def _one(method: str, path: str, task: str, resize_to: Profile | None) -> Any:
             return datasets.load_dataset(path, split="train")
         except Exception as e:
             raise HoidataError(f"cannot load as a dataset: {type(e).__name__}: {e}", file=path) from None
-    from hoidata.io import open_dataset, read_manifest
-
     stage = read_manifest(p).stage
     if method == "grpo" and stage in ("boxes", "build-sft"):
         return _grpo_prompts(p, task, resize_to)
@@ -75,9 +74,6 @@ def _one(method: str, path: str, task: str, resize_to: Profile | None) -> Any:
 def _grpo_prompts(path: Path, task: str, resize_to: Profile | None) -> Any:
     """The questions gen-cot asks, and the ground truth the rewards need."""
     import datasets
-
-    from hoidata.io.images import open_image
-    from hoidata.pipelines.gen_cot import prompt_rows, question
 
     samples, _, root = prompt_rows(path, task)
     rows = [

@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 
 from hoidata.errors import HoidataError
+from hoidata.rewards import RewardConfig
+from hoidata.tools.environment import TOOL_NAMES
 
 METHODS = ("sft", "grpo", "dpo")
 
@@ -172,7 +174,6 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
             raise HoidataError(f"unknown lora keys {bad}", file=where, field="lora")
         raw["lora"] = Lora(**lora)
     rewards = raw.get("rewards") or {}
-    from hoidata.rewards import RewardConfig
 
     bad = (
         sorted(set(rewards) - set(RewardConfig.__dataclass_fields__)) if isinstance(rewards, dict) else ["?"]
@@ -184,7 +185,6 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
             field="rewards",
         )
     tools = raw.get("tools", True)
-    from hoidata.tools.environment import TOOL_NAMES
 
     if not isinstance(tools, bool) and (
         not isinstance(tools, list) or not tools or not set(map(str, tools)) <= set(TOOL_NAMES)

@@ -8,12 +8,18 @@ has loaded. The effective recipe is saved next to the checkpoints.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from hoidata.errors import HoidataError
+from hoidata.profiles import get_profile
+from hoidata.profiles.chat import use_tool_template
+from hoidata.rewards import RewardConfig, reward_funcs
+from hoidata.tools.environment import HoiEnvironment
+from hoidata.trainers.data import load_for
 from hoidata.trainers.recipe import Recipe, load_recipe
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -40,9 +46,6 @@ def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: 
     ``console=False`` keeps the per-step log lines and progress bars off the terminal."""
     _require_extras()
     import torch
-
-    from hoidata.profiles import get_profile
-    from hoidata.trainers.data import load_for
 
     profile = get_profile(recipe.profile, recipe.min_pixels, recipe.max_pixels)
     use_vllm = recipe.method == "grpo" and bool(recipe.trainer.get("use_vllm"))
@@ -189,8 +192,6 @@ def _undecoded(data: Any) -> Any:
 def _processor(recipe: Recipe, profile: Any) -> Any:
     from transformers import AutoProcessor
 
-    from hoidata.profiles.chat import use_tool_template
-
     processor = AutoProcessor.from_pretrained(recipe.model)
     processor.image_processor.size = {"shortest_edge": profile.min_pixels, "longest_edge": profile.max_pixels}
     return use_tool_template(processor, profile.name)
@@ -239,7 +240,7 @@ def _trainer(
     if recipe.method == "sft":
         from trl import SFTTrainer
 
-        from hoidata.trainers.collate import ToolAwareCollator
+        from hoidata.trainers.collate import ToolAwareCollator  # imports torch and trl
 
         collator = ToolAwareCollator(
             processor=processor,
@@ -262,11 +263,9 @@ def _trainer(
         collator.chat_template = trainer.chat_template
         return trainer
     if recipe.method == "dpo":
-        import copy
-
         from trl import DPOTrainer
 
-        from hoidata.trainers.collate import ToolAwarePreferenceCollator
+        from hoidata.trainers.collate import ToolAwarePreferenceCollator  # imports torch and trl
 
         reference = None if peft is not None else copy.deepcopy(model)
         return DPOTrainer(
@@ -281,9 +280,6 @@ def _trainer(
             peft_config=peft,
         )
     from trl import GRPOTrainer
-
-    from hoidata.rewards import RewardConfig, reward_funcs
-    from hoidata.tools.environment import HoiEnvironment
 
     rewards = reward_funcs(profile, RewardConfig(**recipe.rewards))
     offered = recipe.tools if isinstance(recipe.tools, list) else None  # true: all of them

@@ -1,0 +1,1 @@
+"""The multi-turn generation loop (tool calls answered by the environment) and its rollout records."""
