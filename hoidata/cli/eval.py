@@ -64,16 +64,12 @@ class PpdmIds(StrEnum):
 
 @app.command(
     "hico",
-    epilog="""Examples:
-
-    hoidata eval hico preds/ --gt data/hico-test
-
-    hoidata eval hico preds.parquet --gt data/hico-test --setting known-object --json report.json
-
-    hoidata eval hico preds.parquet --gt data/hico-test --zero-shot rare_first --variant qpic
-
-    hoidata eval hico ppdm_results.json --gt data/hico-test --box-origin zero-based
-""",
+    epilog=examples(
+        "hoidata eval hico preds/ --gt data/hico-test",
+        "hoidata eval hico preds.parquet --gt data/hico-test --setting known-object --json report.json",
+        "hoidata eval hico preds.parquet --gt data/hico-test --zero-shot rare_first --variant qpic",
+        "hoidata eval hico ppdm_results.json --gt data/hico-test --box-origin zero-based",
+    ),
 )
 def hico(
     predictions: Annotated[
@@ -153,12 +149,10 @@ class TieOrder(StrEnum):
 
 @app.command(
     "swig",
-    epilog="""Examples:
-
-    hoidata eval swig preds.parquet --gt data/swig-test
-
-    hoidata eval swig preds/ --gt data/swig-test --variant thid --json report.json
-""",
+    epilog=examples(
+        "hoidata eval swig preds.parquet --gt data/swig-test",
+        "hoidata eval swig preds/ --gt data/swig-test --variant thid --json report.json",
+    ),
 )
 def swig(
     predictions: Annotated[

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint
+from hoidata.io.files import fingerprint, parquet_rows
 from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.schemas import boxes as bx
@@ -88,9 +88,16 @@ def boxes(
     def work(i: int) -> tuple[pa.Table, pa.Table]:
         return add_boxes(pq.read_table(shards[i]), profile, cfg, source_file=str(shards[i]))
 
-    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    sizes = parquet_rows(shards)
     return run_stage(
-        out, output, sizes, work, shard=shard, overwrite=overwrite, progress="boxes", profile=profile.describe()
+        out,
+        output,
+        sizes,
+        work,
+        shard=shard,
+        overwrite=overwrite,
+        progress="boxes",
+        profile=profile.describe(),
     )
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from hoidata.errors import HoidataError
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint
+from hoidata.io.files import fingerprint, parquet_rows
 from hoidata.options import option, recorded
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
@@ -109,7 +109,7 @@ def build_sft(
     def work(i: int) -> tuple[pa.Table, pa.Table]:
         return build_table(pq.read_table(shards[i]), profile, cfg, mode, root, source_file=str(shards[i]))
 
-    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    sizes = parquet_rows(shards)
     return run_stage(
         out,
         output,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint
+from hoidata.io.files import fingerprint, parquet_rows
 from hoidata.options import option, recorded
 from hoidata.rewards import COMPONENTS
 from hoidata.schemas.canonical import REJECTS_SCHEMA
@@ -248,7 +248,7 @@ def _run(
 ) -> Manifest | None:
     """One output shard per input shard (gen-cot keeps a prompt's rollouts in one shard)."""
     shards = read_manifest(input_dir).shard_files(input_dir)
-    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    sizes = parquet_rows(shards)
     return run_stage(
         out,
         output,

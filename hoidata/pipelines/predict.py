@@ -30,7 +30,7 @@ from hoidata.errors import HoidataError
 from hoidata.eval.predictions import PREDICTION, prediction_features
 from hoidata.gen.loop import ANSWERED, ENGINE_ERROR, LENGTH, MAX_TURNS, LoopConfig, run_loop, sample_seed
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint
+from hoidata.io.files import fingerprint, parquet_rows
 from hoidata.io.images import open_images
 from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
@@ -131,7 +131,7 @@ def predict(
         table = pq.read_table(shards[i], columns=["sample_id", "image", "width", "height"])
         return _predict_table(table, live(), profile, cfg, root)
 
-    sizes = [pq.read_metadata(f).num_rows for f in shards]
+    sizes = parquet_rows(shards)
     return run_stage(
         out,
         output,
