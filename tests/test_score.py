@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from light_cli import run_light
 
+from hoidata.eval.score import score_file
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
-from hoidata.pipelines.score import score_file
 
 
 @pytest.fixture(scope="module")

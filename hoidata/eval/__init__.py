@@ -1,7 +1,15 @@
-"""Evaluation of model predictions: HICO-DET mAP (official protocol and named variants)."""
+"""Evaluation of model outputs against converted or built datasets.
+
+Detections: HICO-DET mAP (official protocol and named variants; ``hico``) and SWIG-HOI mAP
+(``swig``). Answers to SFT or HOI-QA questions: grounding AR (``grounding``), referring verb sets
+(``referring``), HOI-QA accuracy (``hoiqa``). Completions scored with the hierarchical reward RL
+trains with (``score``). Shared: the completions reader (``completions``) and the report base
+(``report``). The HICO-DET API is re-exported here; the others are imported from their modules.
+"""
 
 from hoidata.eval.groundtruth import GroundTruth, load_ground_truth
 from hoidata.eval.hico import eval_hico, evaluate, match
+from hoidata.eval.hico_report import HicoReport
 from hoidata.eval.predictions import (
     PREDICTIONS_SCHEMA,
     Detections,
@@ -12,7 +20,6 @@ from hoidata.eval.predictions import (
     write_predictions,
 )
 from hoidata.eval.protocol import THRESHOLDS, VARIANTS, HicoProtocol, get_protocol
-from hoidata.eval.report import HicoReport
 
 __all__ = [
     "PREDICTIONS_SCHEMA",

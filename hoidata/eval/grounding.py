@@ -35,7 +35,6 @@ its prediction and its pair, which takes a handful of array passes instead of a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +44,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.errors import HoidataError
-from hoidata.io import read_table
-from hoidata.io.files import write_json_atomic
-from hoidata.profiles import Profile
+from hoidata.eval.completions import join_completions
+from hoidata.eval.report import Report, count_lines, summary_rows
+from hoidata.eval.score import resolve_profile
 from hoidata.profiles.answers import Answers, parse_answers
 from hoidata.rewards.targets import GROUNDING, Targets
 from hoidata.schemas.boxes import iou
@@ -63,90 +62,6 @@ METHOD_TEXT = {
     "coco": f"COCO-style AR: recall per (verb, object) category averaged over categories; first {MAX_DETS} "
     "predictions per sample in answer order, each taking its free candidate with the highest mean IoU",
 }
-
-
-# ---- completions joined to a dataset (shared with referring) ------------------------------------
-@dataclass
-class Joined:
-    """The dataset rows of one task and the completion text each of them gets."""
-
-    table: pa.Table  # the task's dataset rows that are evaluated
-    texts: list[str]  # final answer text per row ("" when the row has no completion)
-    answered: np.ndarray  # (rows,) bool: a completion was given
-    counts: dict[str, int]
-    unmatched_samples: list[str]  # completion sample ids the task's rows lack
-
-
-def join_completions(
-    completions: Path | str,
-    dataset: Path | str,
-    tasks: Sequence[str],
-    columns: Sequence[str],
-    *,
-    skip_missing: bool = False,
-) -> Joined:
-    """Read completions and keep the dataset rows of ``tasks`` they answer.
-
-    A sample id the rows lack is reported, never dropped silently; an error when none matches. A
-    second completion for the same sample is ignored (the first counts), so no ground truth is
-    counted twice. Rows without a completion score as empty answers unless ``skip_missing``.
-    """
-    from hoidata.pipelines.score import read_completions
-    from hoidata.rewards.completions import rollout
-
-    path = Path(completions)
-    ids, raw = read_completions(path)
-    table = read_table(dataset, ["sample_id", "task", *columns])
-    present = sorted(set(table.column("task").to_pylist()))
-    table = table.filter(pc.is_in(table.column("task"), pa.array(list(tasks), pa.string())))
-    if not table.num_rows:
-        raise HoidataError(
-            f"no {' or '.join(tasks)} samples in this dataset (its tasks: {', '.join(present) or 'none'})",
-            file=str(dataset),
-        )
-    index = {sid: i for i, sid in enumerate(table.column("sample_id").to_pylist())}
-    rows = np.array([index.get(s, -1) for s in ids], np.int64)
-    unmatched = [ids[i] for i in np.flatnonzero(rows < 0)]
-    if len(ids) and not (rows >= 0).any():
-        raise HoidataError(
-            f"none of the {len(ids):,} completions has a sample_id of this dataset's "
-            f"{' or '.join(tasks)} samples (first: {ids[0]!r}; the dataset has e.g. "
-            f"{table.column('sample_id')[0].as_py()!r})",
-            file=str(path),
-        )
-    texts = [""] * table.num_rows
-    answered = np.zeros(table.num_rows, bool)
-    duplicates = 0
-    for i in np.flatnonzero(rows >= 0):
-        r = rows[i]
-        if answered[r]:
-            duplicates += 1
-            continue
-        answered[r] = True
-        texts[r] = rollout(raw[i]).final
-    missing = int((~answered).sum())
-    if skip_missing:
-        keep = np.flatnonzero(answered)
-        table = table.take(pa.array(keep))
-        texts = [texts[i] for i in keep]
-        answered = answered[keep]
-    counts = {
-        "completions": len(ids),
-        "samples": len(index),
-        "evaluated": table.num_rows,
-        "answered": int(answered.sum()),
-        "without_completion": missing,
-        "duplicate_completions": duplicates,
-        "unmatched_completions": len(unmatched),
-    }
-    return Joined(table, texts, answered, counts, unmatched)
-
-
-def dataset_profile(dataset: Path | str, name: str | None) -> Profile:
-    """The profile the dataset was built for, unless the user names one (as ``hoidata score``)."""
-    from hoidata.pipelines.score import _profile
-
-    return _profile(Path(dataset), name)
 
 
 # ---- matching ----------------------------------------------------------------------------------
@@ -229,7 +144,7 @@ def size_bucket(gt: Targets) -> np.ndarray:
 
 # ---- report ------------------------------------------------------------------------------------
 @dataclass
-class GroundingReport:
+class GroundingReport(Report):
     """AR summaries, recall at each threshold, per-category AR, and how they were computed."""
 
     method: str  # pooled | coco
@@ -243,25 +158,12 @@ class GroundingReport:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return {
             "metric": "grounding_ar",
-            "method": self.method,
             "method_description": METHOD_TEXT[self.method],
             "iou": "continuous (no +1), canonical pixels; a pair must reach the threshold on both boxes",
-            "summary": self.summary,
-            "thresholds": self.thresholds,
-            "recall": self.recall,
-            "categories": self.categories,
-            "counts": self.counts,
-            "unmatched_samples": self.unmatched_samples,
-            "profile": self.profile,
-            "notes": self.notes,
-            "sources": self.sources,
         }
-
-    def write_json(self, path: Path | str) -> None:
-        write_json_atomic(Path(path), self.to_dict())
 
     def format_table(self) -> str:
         """The console summary: AR in percent, as papers print it."""
@@ -269,36 +171,11 @@ class GroundingReport:
         lines.append(f"  {'metric':<10}{'%':>10}")
         labels = [("AR", "ar"), ("AR@0.5", "ar50"), ("AR@0.75", "ar75")]
         labels += [("ARs", "ar_small"), ("ARm", "ar_medium"), ("ARl", "ar_large")]
-        for label, key in labels:
-            value = self.summary.get(key)
-            shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
-            lines.append(f"  {label:<10}{shown}")
+        lines += summary_rows(self.summary, labels, 10)
         lines.extend(count_lines(self.counts, self.unmatched_samples))
         lines.append(f"  profile: {self.profile}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def count_lines(c: dict[str, int], unmatched: list[str]) -> list[str]:
-    """Console lines on what was evaluated and what was set aside (shared with referring)."""
-    lines = [
-        f"  {c['evaluated']:,} samples evaluated ({c['answered']:,} answered) of {c['samples']:,}; "
-        f"{c['completions']:,} completions read"
-    ]
-    if c.get("empty_answers"):
-        lines.append(
-            f"  {c['empty_answers']:,} answers yield nothing (unparseable or empty): zero predictions"
-        )
-    if c["without_completion"]:
-        lines.append(f"  {c['without_completion']:,} samples have no completion")
-    if c["duplicate_completions"]:
-        lines.append(f"  set aside: {c['duplicate_completions']:,} repeated completions (first one counts)")
-    if unmatched:
-        lines.append(
-            f"  set aside: {len(unmatched):,} completions whose sample_id the dataset lacks "
-            f"(first: {unmatched[0]!r})"
-        )
-    return lines
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -378,7 +255,7 @@ def eval_grounding(
 ) -> GroundingReport:
     """Read completions (JSONL/Parquet ``{sample_id, completion}``) and score them against the
     grounding samples of an SFT dataset directory."""
-    prof = dataset_profile(dataset, profile)
+    prof = resolve_profile(Path(dataset), profile)
     joined = join_completions(
         completions, dataset, [GROUNDING], ["pairs", "width", "height"], skip_missing=skip_missing
     )

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hoidata.errors import HoidataError
 from hoidata.eval.groundtruth import GroundTruth, load_ground_truth
+from hoidata.eval.hico_report import HicoReport, summarise
 from hoidata.eval.predictions import Detections, read_ppdm_results, read_predictions, to_detections
 from hoidata.eval.protocol import THRESHOLDS, HicoProtocol, get_protocol
-from hoidata.eval.report import HicoReport, summarise
 from hoidata.schemas.boxes import BoxOrigin, to_inclusive
 from hoidata.schemas.taxonomy import ZERO_SHOT_SPLITS, Taxonomy, hico_det
 
@@ -218,6 +219,31 @@ def average_precision(
     return ap, final_rec, nd
 
 
+def outcome(
+    gt: GroundTruth, dets: Detections, m: Matching, num_classes: int, thresholds: np.ndarray
+) -> dict[str, Any]:
+    """What an mAP report holds of one matching, as its keyword arguments: per-class AP, recall,
+    npos, detections and true positives, the counts, and what was set aside."""
+    ap, rec, nd = average_precision(m, num_classes, thresholds)
+    return {
+        "ap": ap,
+        "recall": rec,
+        "npos": m.npos,
+        "num_detections": nd,
+        "num_tp": np.bincount(m.hoi[m.tp], minlength=num_classes),
+        "ranking": dets.ranking,
+        "counts": {
+            "images": gt.num_images,
+            "gt_pairs": len(gt.hoi),
+            "predictions": len(dets) + sum(dets.invalid.values()),
+            "evaluated": len(m.hoi),
+        },
+        "invalid": dets.invalid,
+        "dropped": m.dropped,
+        "unmatched_samples": dets.unmatched_samples,
+    }
+
+
 def evaluate(
     gt: GroundTruth,
     dets: Detections,
@@ -232,27 +258,12 @@ def evaluate(
     if zero_shot is not None and zero_shot not in ZERO_SHOT_SPLITS:
         raise HoidataError(f"unknown zero-shot split {zero_shot!r}; expected {', '.join(ZERO_SHOT_SPLITS)}")
     m = match(gt, dets, proto, tax, setting)
-    ap, rec, nd = average_precision(m, tax.num_hois, THRESHOLDS[proto.thresholds])
     return summarise(
-        ap=ap,
-        recall=rec,
-        npos=m.npos,
-        num_detections=nd,
-        num_tp=np.bincount(m.hoi[m.tp], minlength=tax.num_hois),
+        **outcome(gt, dets, m, tax.num_hois, THRESHOLDS[proto.thresholds]),
         protocol=proto,
         setting=setting,
         zero_shot=zero_shot,
         taxonomy=tax,
-        ranking=dets.ranking,
-        counts={
-            "images": gt.num_images,
-            "gt_pairs": len(gt.hoi),
-            "predictions": len(dets) + sum(dets.invalid.values()),
-            "evaluated": len(m.hoi),
-        },
-        invalid=dets.invalid,
-        dropped=m.dropped,
-        unmatched_samples=dets.unmatched_samples,
     )
 
 

@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 
 from hoidata.errors import HoidataError
+from hoidata.eval.completions import first_answers, read_completions
+from hoidata.eval.report import Report, percent
 from hoidata.io import read_table
-from hoidata.io.files import write_json_atomic
 from hoidata.sources.hoiqa import BOX_TEXT
 
 THRESHOLD = 0.5
@@ -149,7 +150,7 @@ class Tally:
 
 
 @dataclass
-class HoiqaReport:
+class HoiqaReport(Report):
     """Noun accuracy, box accuracy (IoU > 0.5) and mean IoU: overall, per group, per subset."""
 
     overall: dict[str, Any]
@@ -161,41 +162,22 @@ class HoiqaReport:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": "hoi-qa",
-            "threshold": f"IoU > {THRESHOLD} (inclusive +1 pixels)",
-            "overall": self.overall,
-            "groups": self.groups,
-            "subsets": self.subsets,
-            "counts": self.counts,
-            "unmatched_samples": self.unmatched_samples,
-            "notes": self.notes,
-            "sources": self.sources,
-            "items": self.items,
-        }
-
-    def write_json(self, path: Path | str) -> None:
-        write_json_atomic(Path(path), self.to_dict())
+    def describe(self) -> dict[str, Any]:
+        return {"metric": "hoi-qa", "threshold": f"IoU > {THRESHOLD} (inclusive +1 pixels)"}
 
     def format_table(self) -> str:
         """The console summary, in percent."""
-
-        def pct(v: float | None) -> str:
-            return f"{100 * v:10.2f}" if v is not None else f"{'—':>10}"
-
         lines = [
             "HOI-QA — noun accuracy, box accuracy (IoU > 0.5), mean IoU",
             f"  {'':<14}{'noun %':>10}{'box %':>10}{'mIoU %':>10}",
         ]
         for label, s in (("all", self.overall), *self.groups.items()):
             if s["noun_total"] or s["box_total"]:
-                lines.append(
-                    f"  {label:<14}{pct(s['noun_accuracy'])}{pct(s['box_accuracy'])}{pct(s['mean_iou'])}"
-                )
+                shown = "".join(percent(s[k]) for k in ("noun_accuracy", "box_accuracy", "mean_iou"))
+                lines.append(f"  {label:<14}{shown}")
         for name, s in self.subsets.items():
             if s["total"]:
-                lines.append(f"  {name:<14}{pct(s['accuracy'])}  ({s['correct']:,}/{s['total']:,})")
+                lines.append(f"  {name:<14}{percent(s['accuracy'])}  ({s['correct']:,}/{s['total']:,})")
         c = self.counts
         lines.append(
             f"  {c['evaluated']:,} items evaluated ({c['answered']:,} answered) of {c['items']:,}; "
@@ -323,51 +305,27 @@ def eval_hoiqa(
     """Read completions (JSONL/Parquet ``{sample_id, completion}``) and score them against the QA
     items of a converted HOI-QA dataset directory. ``image_size`` (w, h) rescales grid boxes where a
     row has no size (the test layout; the reference uses 1920×1080 for EPIC, 1440×1080 for Ego4D)."""
-    from hoidata.pipelines.score import read_completions
-    from hoidata.rewards.completions import rollout
-
     items = load_items(dataset)
     index = {it.id: i for i, it in enumerate(items)}
     rows = read_table(dataset, ["sample_id", "qa"])
-    single = {
-        sid: f"{sid}#0"
-        for sid, qa in zip(rows.column("sample_id").to_pylist(), rows.column("qa").to_pylist(), strict=True)
-        if qa is not None and len(qa) == 1
-    }
+    for sid, qa in zip(rows.column("sample_id").to_pylist(), rows.column("qa").to_pylist(), strict=True):
+        if qa is not None and len(qa) == 1:
+            index.setdefault(sid, index[f"{sid}#0"])  # a one-item row answers by its bare id
     path = Path(completions)
     ids, raw = read_completions(path)
-    answers: list[str | None] = [None] * len(items)
-    unmatched: list[str] = []
-    duplicates = 0
-    for sid, completion in zip(ids, raw, strict=True):
-        k = index.get(sid, index.get(single.get(sid, ""), -1))
-        if k < 0:
-            unmatched.append(sid)
-        elif answers[k] is not None:
-            duplicates += 1
-        else:
-            answers[k] = rollout(completion).final
-    if ids and len(unmatched) == len(ids):
+    got = first_answers(ids, raw, index, len(items))
+    if got.matched_none:
         raise HoidataError(
             f"none of the {len(ids):,} completions names a QA item of this dataset (first: {ids[0]!r}; "
             f"items are named like {items[0].id!r})",
             file=str(path),
         )
-    answered = np.array([a is not None for a in answers], dtype=bool)
-    keep = np.flatnonzero(answered) if skip_missing else np.arange(len(items))
+    keep = np.flatnonzero(got.answered) if skip_missing else np.arange(len(items))
     report = evaluate(
-        [items[i] for i in keep], [answers[i] for i in keep], image_size=image_size, truncate=truncate
+        [items[i] for i in keep], [got.texts[i] for i in keep], image_size=image_size, truncate=truncate
     )
-    report.counts = {
-        "completions": len(ids),
-        "items": len(items),
-        "evaluated": len(keep),
-        "answered": int(answered.sum()),
-        "without_completion": int((~answered).sum()),
-        "duplicate_completions": duplicates,
-        "unmatched_completions": len(unmatched),
-    }
-    report.unmatched_samples = unmatched
+    report.counts = {"items": len(items), "evaluated": len(keep), **got.counts()}
+    report.unmatched_samples = got.unmatched
     if report.counts["without_completion"] and not skip_missing:
         report.notes.append(
             f"{report.counts['without_completion']:,} items without a completion count as empty answers"

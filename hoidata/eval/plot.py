@@ -12,7 +12,10 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 from PIL import Image, ImageDraw
+
+from hoidata.io import read_table
 
 SIZE = (960, 540)
 MARGIN = (70, 30, 30, 60)  # left, top, right, bottom
@@ -80,10 +83,6 @@ def plot_ap_vs_frequency(
 
 def training_frequency(train_dir: Path | str, num_classes: int) -> np.ndarray:
     """Interactions per HOI class in a canonical training dataset."""
-    import pyarrow.compute as pc
-
-    from hoidata.io import read_table
-
     interactions = read_table(train_dir, ["interactions"]).column("interactions").combine_chunks()
     hoi = pc.list_flatten(interactions).field("hoi_id").to_numpy(zero_copy_only=False)
     hoi = hoi[(hoi >= 0) & (hoi < num_classes)]

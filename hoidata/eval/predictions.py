@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
+from hoidata.io.dataset_dir import read_table
 from hoidata.schemas.boxes import BoxOrigin, from_origin, to_origin
 from hoidata.schemas.canonical import BBOX, with_features
 from hoidata.schemas.taxonomy import Taxonomy, hico_coco_ids
@@ -84,8 +85,6 @@ def read_predictions(path: Path | str) -> pa.Table:
         raise HoidataError("file not found", file=str(path))
     if path.is_dir():
         if (path / "manifest.json").is_file():
-            from hoidata.io.dataset_dir import read_table
-
             table = read_table(path)
         else:
             files = sorted(path.rglob("*.parquet"))

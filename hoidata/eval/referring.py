@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from hoidata.errors import HoidataError
-from hoidata.eval.grounding import count_lines, join_completions
-from hoidata.io.files import write_json_atomic
+from hoidata.eval.completions import join_completions
+from hoidata.eval.report import Report, count_lines, percent, summary_rows
 from hoidata.profiles.answers import answer_body, parse_verbs
 from hoidata.rewards.targets import VERB_TASKS, Targets
 
@@ -43,7 +43,7 @@ BERTSCORE_NEEDS = (
 
 
 @dataclass
-class ReferringReport:
+class ReferringReport(Report):
     """Exact match, verb precision/recall/F1 (micro, macro, per sample), per-verb counts, BERTScore."""
 
     summary: dict[str, float | None]  # exact_match, precision, recall, f1, mean_f1, macro_f1
@@ -54,34 +54,21 @@ class ReferringReport:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return {
             "metric": "referring",
             "normalisation": "parse_verbs: split on , ; newline / | and/or; strip quotes, brackets and "
             "punctuation; lowercase; whitespace to _; distinct verbs, order-free",
-            "summary": self.summary,
-            "bertscore": self.bertscore,
-            "verbs": self.verbs,
-            "counts": self.counts,
-            "unmatched_samples": self.unmatched_samples,
-            "notes": self.notes,
-            "sources": self.sources,
         }
-
-    def write_json(self, path: Path | str) -> None:
-        write_json_atomic(Path(path), self.to_dict())
 
     def format_table(self) -> str:
         """The console summary, in percent."""
         lines = ["Referring — verb sets (normalised, order-free)", f"  {'metric':<16}{'%':>10}"]
         labels = [("exact match", "exact_match"), ("precision", "precision"), ("recall", "recall")]
         labels += [("F1 (micro)", "f1"), ("F1 (per sample)", "mean_f1"), ("F1 (macro)", "macro_f1")]
-        for label, key in labels:
-            value = self.summary.get(key)
-            shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
-            lines.append(f"  {label:<16}{shown}")
+        lines += summary_rows(self.summary, labels, 16)
         if self.bertscore is not None:
-            lines.append(f"  {'BERTScore F1':<16}{100 * self.bertscore['f1']:10.2f}")
+            lines.append(f"  {'BERTScore F1':<16}{percent(self.bertscore['f1'])}")
         lines.extend(count_lines(self.counts, self.unmatched_samples))
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)

@@ -1,74 +1,104 @@
-"""The HICO-DET result: summary numbers, every per-class AP, and what produced them."""
+"""What every evaluation report shares: its JSON form, writing it, and its console rows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hoidata.eval.protocol import HicoProtocol
 from hoidata.io.files import write_json_atomic
-from hoidata.schemas.taxonomy import Taxonomy
-
-KNOWN_OBJECT_NOTE = (
-    "known-object setting derived from box annotations: an image counts as showing an object when it "
-    "has a ground-truth pair with that object; the official setting reads image-level labels from "
-    "HICO's anno.mat (which also count HOIs without boxes), so this is an approximation"
-)
 
 
-@dataclass
-class HicoReport:
-    """mAP summaries (Full / Rare / Non-Rare, and Seen / Unseen with a zero-shot split), per-class AP,
-    recall and npos, and the protocol, setting and ranking rule that produced them."""
+class Report:
+    """Mixin of the report dataclasses: the JSON form is ``describe()`` (fixed text on how the numbers
+    were computed) followed by every field; a report with non-JSON fields overrides ``to_dict``."""
 
-    map: dict[str, float | None]  # full, rare, non_rare (+ seen, unseen), as fractions
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        own = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return self.describe() | own
+
+    def write_json(self, path: Path | str) -> None:
+        write_json_atomic(Path(path), self.to_dict())
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a 10-wide percentage, as papers print it; a dash when there is none."""
+    return f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
+
+
+def summary_rows(summary: dict[str, float | None], labels: list[tuple[str, str]], width: int) -> list[str]:
+    """One console row per ``(label, key)`` of a summary, in percent."""
+    return [f"  {label:<{width}}{percent(summary.get(key))}" for label, key in labels]
+
+
+def count_lines(c: dict[str, int], unmatched: list[str]) -> list[str]:
+    """Console lines on what an answer evaluation read, evaluated and set aside."""
+    lines = [
+        f"  {c['evaluated']:,} samples evaluated ({c['answered']:,} answered) of {c['samples']:,}; "
+        f"{c['completions']:,} completions read"
+    ]
+    if c.get("empty_answers"):
+        lines.append(
+            f"  {c['empty_answers']:,} answers yield nothing (unparseable or empty): zero predictions"
+        )
+    if c["without_completion"]:
+        lines.append(f"  {c['without_completion']:,} samples have no completion")
+    if c["duplicate_completions"]:
+        lines.append(f"  set aside: {c['duplicate_completions']:,} repeated completions (first one counts)")
+    if unmatched:
+        lines.append(
+            f"  set aside: {len(unmatched):,} completions whose sample_id the dataset lacks "
+            f"(first: {unmatched[0]!r})"
+        )
+    return lines
+
+
+@dataclass(kw_only=True)
+class MapReport(Report):
+    """Base of the mAP reports (HICO-DET, SWIG-HOI): per-class results, what was evaluated and set
+    aside, and the JSON fields and console table both write."""
+
+    map: dict[str, float | None]  # mAP of each class group, as fractions
     mean_recall: float | None
-    ap: np.ndarray  # (600,) per-class AP
-    recall: np.ndarray  # (600,) final recall per class (0 without detections)
-    npos: np.ndarray  # (600,) GT pairs per class
-    num_detections: np.ndarray  # (600,) detections evaluated per class
-    num_tp: np.ndarray  # (600,)
-    scored: np.ndarray  # (600,) bool: the class counts in the means
-    protocol: HicoProtocol
-    setting: str
-    zero_shot: str | None
+    ap: np.ndarray  # (classes,) per-class AP
+    recall: np.ndarray  # (classes,) final recall per class (0 without detections)
+    npos: np.ndarray  # (classes,) GT pairs per class
+    num_detections: np.ndarray  # (classes,) detections evaluated per class
+    num_tp: np.ndarray  # (classes,)
+    protocol: Any  # the variant: its name and describe()
     ranking: str
     counts: dict[str, int]
     invalid: dict[str, int]
     dropped: dict[str, int]
     unmatched_samples: list[str]
     names: list[str]
-    rare: np.ndarray
-    unseen: np.ndarray | None
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        classes = [
-            {
-                "hoi_id": i,
-                "name": self.names[i],
-                "ap": float(self.ap[i]),
-                "recall": float(self.recall[i]),
-                "npos": int(self.npos[i]),
-                "detections": int(self.num_detections[i]),
-                "tp": int(self.num_tp[i]),
-                "rare": bool(self.rare[i]),
-                "scored": bool(self.scored[i]),
-                **({"unseen": bool(self.unseen[i])} if self.unseen is not None else {}),
-            }
-            for i in range(len(self.ap))
-        ]
+    def class_row(self, i: int) -> dict[str, Any]:
+        """The JSON entry of class ``i`` (the caller adds its own flags)."""
+        return {
+            "hoi_id": int(i),
+            "name": self.names[i],
+            "ap": float(self.ap[i]),
+            "recall": float(self.recall[i]),
+            "npos": int(self.npos[i]),
+            "detections": int(self.num_detections[i]),
+            "tp": int(self.num_tp[i]),
+        }
+
+    def map_fields(self) -> dict[str, Any]:
+        """The JSON fields every mAP report writes (the caller adds its own and the classes)."""
         return {
             "map": self.map,
             "mean_recall": self.mean_recall,
             "variant": self.protocol.name,
             "protocol": self.protocol.describe(),
-            "setting": self.setting,
-            "zero_shot": self.zero_shot,
             "ranking": self.ranking,
             "counts": self.counts,
             "invalid_predictions": self.invalid,
@@ -76,119 +106,22 @@ class HicoReport:
             "unmatched_samples": self.unmatched_samples,
             "notes": self.notes,
             "sources": self.sources,
-            "classes": classes,
         }
 
-    def write_json(self, path: Path | str) -> None:
-        write_json_atomic(Path(path), self.to_dict())
-
-    def format_table(self) -> str:
-        """The console summary: one row per class group, AP in percent as papers print it."""
-        title = f"HICO-DET mAP — variant {self.protocol.name}, setting {self.setting}"
-        if self.zero_shot:
-            title += f", zero-shot {self.zero_shot}"
-        groups = [("Full", "full"), ("Rare", "rare"), ("Non-Rare", "non_rare")]
-        if self.zero_shot:
-            groups += [("Seen", "seen"), ("Unseen", "unseen")]
-        return map_table(
-            title, [(label, self.map.get(key), self._group_size(key)) for label, key in groups], self
+    def map_table(self, title: str, groups: list[tuple[str, float | None, int]]) -> str:
+        """The console summary: one row per class group (AP in percent), then what was evaluated and
+        set aside, the ranking rule and the notes."""
+        lines = [title, f"  {'group':<10}{'mAP %':>10}{'classes':>10}"]
+        lines += [f"  {label:<10}{percent(value)}{size:>10}" for label, value, size in groups]
+        c = self.counts
+        lines.append(
+            f"  {c['evaluated']:,} of {c['predictions']:,} predictions evaluated on {c['images']:,} images "
+            f"({c['gt_pairs']:,} ground-truth pairs)"
         )
-
-    def _group_size(self, key: str) -> int:
-        return int(self._group(key).sum())
-
-    def _group(self, key: str) -> np.ndarray:
-        rare = self.rare.astype(bool)
-        unseen = self.unseen.astype(bool) if self.unseen is not None else np.zeros_like(rare)
-        mask = {"full": True, "rare": rare, "non_rare": ~rare, "seen": ~unseen, "unseen": unseen}[key]
-        return self.scored & mask
-
-
-def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
-    return float(np.mean(values[mask])) if mask.any() else None
-
-
-def summarise(
-    *,
-    ap: np.ndarray,
-    recall: np.ndarray,
-    npos: np.ndarray,
-    num_detections: np.ndarray,
-    num_tp: np.ndarray,
-    protocol: HicoProtocol,
-    setting: str,
-    zero_shot: str | None,
-    taxonomy: Taxonomy,
-    ranking: str,
-    counts: dict[str, int],
-    invalid: dict[str, int],
-    dropped: dict[str, int],
-    unmatched_samples: list[str],
-) -> HicoReport:
-    """Class means as the protocol defines them (Full = all scored classes, Rare < 10 training pairs)."""
-    scored = np.ones(len(ap), dtype=bool)
-    if protocol.classes == "present":
-        scored = npos > 0
-    elif protocol.classes == "interactive":
-        scored = np.array([taxonomy.verbs[v] != "no_interaction" for v in taxonomy.hoi_verb])
-    rare = taxonomy.flags["rare"].astype(bool)
-    unseen = taxonomy.flags[zero_shot].astype(bool) if zero_shot else None
-    summary = {
-        "full": _mean(ap, scored),
-        "rare": _mean(ap, scored & rare),
-        "non_rare": _mean(ap, scored & ~rare),
-    }
-    if unseen is not None:
-        summary |= {"seen": _mean(ap, scored & ~unseen), "unseen": _mean(ap, scored & unseen)}
-    notes = []
-    if setting == "known-object":
-        notes.append(KNOWN_OBJECT_NOTE)
-    zero = int((scored & (npos == 0)).sum())
-    if zero:
-        notes.append(
-            f"{zero} scored classes have no ground-truth pair: their AP is 0, as in the official code"
-        )
-    return HicoReport(
-        map=summary,
-        mean_recall=_mean(recall, scored),
-        ap=ap,
-        recall=recall,
-        npos=npos,
-        num_detections=num_detections,
-        num_tp=num_tp,
-        scored=scored,
-        protocol=protocol,
-        setting=setting,
-        zero_shot=zero_shot,
-        ranking=ranking,
-        counts=counts,
-        invalid=invalid,
-        dropped=dropped,
-        unmatched_samples=unmatched_samples,
-        names=taxonomy.hoi_names(),
-        rare=taxonomy.flags["rare"],
-        unseen=taxonomy.flags[zero_shot] if zero_shot else None,
-        notes=notes,
-    )
-
-
-def map_table(title: str, groups: list[tuple[str, float | None, int]], report: Any) -> str:
-    """The console summary of an mAP report: one row per class group (AP in percent, as papers
-    print it), then what was evaluated and set aside, the ranking rule and the notes. ``report``
-    has ``counts``, ``invalid``, ``dropped``, ``unmatched_samples``, ``ranking`` and ``notes``."""
-    lines = [title, f"  {'group':<10}{'mAP %':>10}{'classes':>10}"]
-    for label, value, size in groups:
-        shown = f"{100 * value:10.2f}" if value is not None else f"{'—':>10}"
-        lines.append(f"  {label:<10}{shown}{size:>10}")
-    c = report.counts
-    lines.append(
-        f"  {c['evaluated']:,} of {c['predictions']:,} predictions evaluated on {c['images']:,} images "
-        f"({c['gt_pairs']:,} ground-truth pairs)"
-    )
-    for reason, n in {**report.invalid, **report.dropped}.items():
-        lines.append(f"  set aside: {n:,} {reason}")
-    if report.unmatched_samples:
-        lines.append(f"  {len(report.unmatched_samples):,} predicted images are not in the ground truth")
-    lines.append(f"  ranking: {report.ranking}")
-    lines.extend(f"  note: {n}" for n in report.notes)
-    return "\n".join(lines)
+        for reason, n in {**self.invalid, **self.dropped}.items():
+            lines.append(f"  set aside: {n:,} {reason}")
+        if self.unmatched_samples:
+            lines.append(f"  {len(self.unmatched_samples):,} predicted images are not in the ground truth")
+        lines.append(f"  ranking: {self.ranking}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)

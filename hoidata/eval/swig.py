@@ -35,7 +35,7 @@ Rare / Non-rare / Novel are always the evaluation classes of frequency 1 / 2 / 0
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,10 @@ import pyarrow.compute as pc
 
 from hoidata.errors import HoidataError
 from hoidata.eval.groundtruth import GroundTruth, load_ground_truth
-from hoidata.eval.hico import average_precision, match
+from hoidata.eval.hico import match, outcome
 from hoidata.eval.predictions import Detections, read_predictions, to_detections
 from hoidata.eval.protocol import THRESHOLDS, HicoProtocol
-from hoidata.eval.report import map_table
-from hoidata.io.files import write_json_atomic
+from hoidata.eval.report import MapReport
 from hoidata.schemas.taxonomy import Taxonomy, swig_hoi
 
 MAX_PER_CLASS = 19_999
@@ -202,28 +201,14 @@ def _first_position(keys: np.ndarray) -> np.ndarray:
     return first[inverse.reshape(-1)]
 
 
-@dataclass
-class SwigReport:
-    """Full / Rare / Non-rare / Novel mAP, per-class AP of the evaluation classes, and what made them."""
+@dataclass(kw_only=True)
+class SwigReport(MapReport):
+    """Full / Rare / Non-rare / Novel mAP, per-class AP of the evaluation classes (0 outside them) of
+    the 14,130 classes, and what made them."""
 
-    map: dict[str, float | None]  # full, rare, non_rare, novel (fractions)
-    mean_recall: float | None  # over the Full classes
-    ap: np.ndarray  # (14,130,) per-class AP (0 outside the evaluation classes)
-    recall: np.ndarray
-    npos: np.ndarray
-    num_detections: np.ndarray
-    num_tp: np.ndarray
+    protocol: SwigProtocol
     evaluation: np.ndarray  # (14,130,) bool: an evaluation class
     frequency: np.ndarray  # (14,130,) 0 novel, 1 rare, 2 non-rare
-    protocol: SwigProtocol
-    ranking: str
-    counts: dict[str, int]
-    invalid: dict[str, int]
-    dropped: dict[str, int]
-    unmatched_samples: list[str]
-    names: list[str]
-    notes: list[str] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict)
 
     def group(self, key: str) -> np.ndarray:
         """Mask of the classes a summary averages."""
@@ -235,37 +220,18 @@ class SwigReport:
     def to_dict(self) -> dict[str, Any]:
         classes = [
             {
-                "hoi_id": int(i),
-                "name": self.names[i],
-                "ap": float(self.ap[i]),
-                "recall": float(self.recall[i]),
-                "npos": int(self.npos[i]),
-                "detections": int(self.num_detections[i]),
-                "tp": int(self.num_tp[i]),
+                **self.class_row(i),
                 "frequency": int(self.frequency[i]),
                 "in_full": bool(self.group("full")[i]),
             }
             for i in np.flatnonzero(self.evaluation)
         ]
         return {
+            **self.map_fields(),
             "metric": "swig-hoi",
-            "map": self.map,
-            "mean_recall": self.mean_recall,
-            "variant": self.protocol.name,
-            "protocol": self.protocol.describe(),
             "groups": {k: int(self.group(k).sum()) for k in ("full", "rare", "non_rare", "novel")},
-            "ranking": self.ranking,
-            "counts": self.counts,
-            "invalid_predictions": self.invalid,
-            "dropped_detections": self.dropped,
-            "unmatched_samples": self.unmatched_samples,
-            "notes": self.notes,
-            "sources": self.sources,
             "classes": classes,
         }
-
-    def write_json(self, path: Path | str) -> None:
-        write_json_atomic(Path(path), self.to_dict())
 
     def format_table(self) -> str:
         """The console summary, AP in percent as papers print it."""
@@ -273,7 +239,7 @@ class SwigReport:
         title = f"SWIG-HOI mAP — variant {self.protocol.name} (Full = {full})"
         groups = (("Full", "full"), ("Rare", "rare"), ("Non-rare", "non_rare"), ("Novel", "novel"))
         rows = [(label, self.map.get(key), int(self.group(key).sum())) for label, key in groups]
-        return map_table(title, rows, self)
+        return self.map_table(title, rows)
 
 
 def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
@@ -291,37 +257,25 @@ def evaluate(
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     view, merged = prepare_ground_truth(gt, proto)
     m = match(view, dets, proto.matching, tax)
-    ap, rec, nd = average_precision(m, tax.num_hois, THRESHOLDS[proto.matching.thresholds])
+    result = outcome(view, dets, m, tax.num_hois, THRESHOLDS[proto.matching.thresholds])
     evaluation = tax.flags["evaluation"].astype(bool)
-    frequency = tax.flags["frequency"]
     not_scored = int((~evaluation[m.hoi]).sum())
+    result["counts"] |= {
+        "gt_pairs_merged": merged,
+        "evaluated": len(m.hoi) - not_scored,
+        "outside_evaluation_classes": not_scored,
+    }
     report = SwigReport(
         map={},
         mean_recall=None,
-        ap=ap,
-        recall=rec,
-        npos=m.npos,
-        num_detections=nd,
-        num_tp=np.bincount(m.hoi[m.tp], minlength=tax.num_hois),
         evaluation=evaluation,
-        frequency=frequency,
+        frequency=tax.flags["frequency"],
         protocol=proto,
-        ranking=dets.ranking,
-        counts={
-            "images": gt.num_images,
-            "gt_pairs": len(view.hoi),
-            "gt_pairs_merged": merged,
-            "predictions": len(dets) + sum(dets.invalid.values()),
-            "evaluated": len(m.hoi) - not_scored,
-            "outside_evaluation_classes": not_scored,
-        },
-        invalid=dets.invalid,
-        dropped=m.dropped,
-        unmatched_samples=dets.unmatched_samples,
         names=tax.hoi_names(),
+        **result,
     )
-    report.map = {k: _mean(ap, report.group(k)) for k in ("full", "rare", "non_rare", "novel")}
-    report.mean_recall = _mean(rec, report.group("full"))
+    report.map = {k: _mean(report.ap, report.group(k)) for k in ("full", "rare", "non_rare", "novel")}
+    report.mean_recall = _mean(report.recall, report.group("full"))
     if proto.matching.ties == "reversed":
         report.notes.append(
             "equal scores rank in reversed input order (the reference's argsort(scores)[::-1]); "

@@ -76,6 +76,8 @@ View = TypeVar("View", Instances, Pairs)
 
 @dataclass(frozen=True)
 class Rule(Generic[View]):
+    """One check: a row of the rule tables below."""
+
     field: str  # the canonical field a fault is reported under
     faulty: Callable[[View], np.ndarray]  # a bool mask over all items of the shard
     reason: Callable[[View, int], str]  # the one-line reason for faulty item k
@@ -213,7 +215,7 @@ TAXONOMY_RULES: tuple[Rule[Pairs], ...] = (  # pairs of a source with a taxonomy
 
 # ---- applying the rules ---------------------------------------------------------------------------
 class Fault(NamedTuple, Generic[View]):
-    """The first faulty item of a record, and the rule it breaks (a tuple: a bad file has many)."""
+    """The first faulty item of a record and the rule it breaks; a tuple, cheap to make: a bad file has many."""
 
     item: int  # index among the shard's items
     rule: Rule[View]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from hoidata.errors import HoidataError, RecordError
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, run_stage
@@ -161,12 +160,6 @@ def _convert(
         started=start,
         notes=batch.notes,
     )
-
-
-def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return None
-    return tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)
 
 
 def _mark_duplicates(batch: SourceBatch, errors: list[RecordError | None]) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
+from hoidata.eval.completions import read_completions
+from hoidata.eval.report import Report
 from hoidata.io import read_manifest, read_table
 from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import COMPONENTS, RewardConfig, Scores, Targets, score
@@ -27,7 +28,9 @@ from hoidata.sft.schema import PAIR
 
 
 @dataclass
-class ScoreReport:
+class ScoreReport(Report):
+    """Mean reward parts over the scored completions, overall and per task, and what was not scored."""
+
     completions: int
     scored: int
     unmatched: list[str]  # sample ids the dataset does not hold (first few)
@@ -46,7 +49,7 @@ def score_file(
 ) -> ScoreReport:
     """Score every completion in ``completions`` against ``dataset``; write per-row scores to ``out``."""
     ids, texts = read_completions(Path(completions))
-    prof = _profile(Path(dataset), profile)
+    prof = resolve_profile(Path(dataset), profile)
     gt_ids, targets = dataset_targets(Path(dataset))
     index = {sid: i for i, sid in enumerate(gt_ids)}
     rows = np.array([index.get(s, -1) for s in ids], np.int64)
@@ -73,41 +76,6 @@ def score_file(
             for t in np.unique(sub.task)
         },
     )
-
-
-# ---- inputs ------------------------------------------------------------------------------------------
-def read_completions(path: Path) -> tuple[list[str], list[Any]]:
-    """``(sample_ids, completions)`` from JSONL (one object per line) or Parquet."""
-    if not path.is_file():
-        raise HoidataError("file not found", file=str(path))
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        for name in ("sample_id", "completion"):
-            if name not in table.column_names:
-                raise HoidataError(f"missing column {name!r}", file=str(path), field=name)
-        return [str(s) for s in table.column("sample_id").to_pylist()], table.column("completion").to_pylist()
-    ids, texts = [], []
-    with path.open("rb") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise HoidataError(f"not JSON: {e}", file=str(path), record=f"line {line_no}") from None
-            for name in ("sample_id", "completion"):
-                if not isinstance(row, dict) or name not in row:
-                    raise HoidataError("missing", file=str(path), record=f"line {line_no}", field=name)
-            if not isinstance(row["completion"], str | list):
-                raise HoidataError(
-                    "must be a string or a list of messages",
-                    file=str(path),
-                    record=f"line {line_no}",
-                    field="completion",
-                )
-            ids.append(str(row["sample_id"]))
-            texts.append(row["completion"])
-    return ids, texts
 
 
 def dataset_targets(path: Path) -> tuple[list[str], Targets]:
@@ -160,8 +128,8 @@ def _canonical_pairs(table: pa.Table) -> pa.Table:
     )
 
 
-def _profile(dataset: Path, name: str | None) -> Profile:
-    """The profile the dataset was built for, unless the user names one."""
+def resolve_profile(dataset: Path, name: str | None) -> Profile:
+    """The profile the dataset was built for (its manifest says), unless the user names one."""
     spec = read_manifest(dataset).config.get("profile_spec")
     if name is not None:
         if spec and spec["name"] == name:
