@@ -22,11 +22,11 @@ from typing import Any
 from PIL import Image
 from timing import timed
 
+from hoidata.demo import make_raw
 from hoidata.engines import Generation, Sampling
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.demo import make_raw
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 from hoidata.profiles import get_profile
 from hoidata.rewards import Targets, score

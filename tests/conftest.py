@@ -21,8 +21,8 @@ from tiny_fixtures import tiny_vlm  # noqa: E402, F401
 @pytest.fixture(scope="session")
 def demo_canonical(tmp_path_factory: pytest.TempPathFactory):
     """``demo_canonical(n_train)`` → a converted synthetic train split (images as paths), built once per size."""
-    from hoidata.pipelines.convert import ConvertConfig, convert
     from hoidata.demo import make_raw
+    from hoidata.pipelines.convert import ConvertConfig, convert
 
     built: dict[int, Path] = {}
 

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from hoidata.io import open_dataset, read_manifest, read_table
-from hoidata.io import StageRun
+from hoidata.io import StageRun, open_dataset, read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, add_boxes, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft, build_table
 from hoidata.pipelines.convert import ConvertConfig, convert
@@ -25,7 +24,6 @@ from hoidata.profiles import get_profile
 from hoidata.schemas.boxes import smart_resize
 from hoidata.schemas.canonical import SCHEMA
 from hoidata.sft.prompts import templates
-from hoidata.tools.environment import TOOL_NAMES
 from hoidata.tools.zoom import crop_window
 
 

@@ -59,8 +59,8 @@ class PerfectEngine:
 
 @pytest.fixture(scope="module")
 def canonical_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hoidata.pipelines.convert import ConvertConfig, convert
     from hoidata.demo import make_raw
+    from hoidata.pipelines.convert import ConvertConfig, convert
 
     root = tmp_path_factory.mktemp("predict")
     files = make_raw(root / "raw", n_train=1, n_test=12)

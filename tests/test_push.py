@@ -25,10 +25,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from hoidata.demo import make_raw
 from hoidata.errors import HoidataError
 from hoidata.io import Output, read_manifest, read_table, run_stage
 from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.demo import make_raw
 from hoidata.publish import build_repo_tree
 from hoidata.schemas.canonical import IMAGE, REJECTS_SCHEMA
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.profiles.answers import Answers
+from hoidata.rewards.greedy import greedy_matches
 from hoidata.rewards.targets import Targets
 
 IOU_THRESHOLD = 0.5
@@ -39,8 +40,6 @@ def matched_pairs(
     pred: Answers, gt: Targets, *, labels: bool = True, iou_threshold: float = IOU_THRESHOLD
 ) -> np.ndarray:
     """True positives per completion under one-to-one greedy matching."""
-    from hoidata.rewards.greedy import greedy_matches
-
     n = len(gt)
     if len(pred) != n:
         raise ValueError(f"{len(pred)} answers for {n} targets")
