@@ -30,6 +30,10 @@ def test_help_and_convert_do_not_import_heavy_libraries(reference: Path, tmp_pat
     )
     assert r.returncode == 0, r.stderr
     assert "100 records in → 100 out, 0 rejected" in r.stdout
+    r = run_light("boxes", str(tmp_path / "out"), "-o", str(tmp_path / "boxes"))  # the next data stages too
+    assert r.returncode == 0 and "boxes: 100 records in" in r.stdout, r.stderr  # rejected: sizes unknown
+    r = run_light("build-sft", "referring", str(tmp_path / "boxes"), "-o", str(tmp_path / "sft"))
+    assert r.returncode == 0 and "build-sft: 0 records in" in r.stdout, r.stderr
 
 
 def test_demo(tmp_path: Path) -> None:
