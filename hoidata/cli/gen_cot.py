@@ -33,7 +33,7 @@ def gen_cot_command(
     if engine.dp > 1:
         run_data_parallel(cfg.engine, engine, run, out)
         return
-    spec = read_manifest(input_dir).profile_spec
-    factory = engine.factory(cfg.engine, cfg.model, spec, seed=cfg.seed) if spec else lambda: None
+    spec = read_manifest(input_dir).profile_spec  # None: gen_cot names what the input lacks
+    factory = engine.factory(cfg.engine, cfg.model, spec, seed=cfg.seed)
     manifest = gen_cot(input_dir, out, cfg, factory, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)

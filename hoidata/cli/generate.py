@@ -15,7 +15,8 @@ from hoidata.io import read_manifest
 def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out: Path) -> None:
     """This same command as ``--dp`` processes, each on its own ``--tp`` GPUs and its part of
     ``--shard``, all into ``out``; the last one finishes it."""
-    argv = without_options(sys.argv[1:], {"--dp": 1, "--shard": 1, "--debug": 0})
+    # --dp 1: a --config file naming dp must not make each child launch children of its own
+    argv = [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1}), "--dp", "1"]
     gpus_each = options.tp if engine == "vllm" else 0
     LocalProcesses(options.dp, gpus_each).run(argv, run.shard_spec)
     if (out / "manifest.json").is_file():

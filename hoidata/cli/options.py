@@ -37,7 +37,7 @@ CONTEXT = "typer_context"
 
 @dataclass
 class RunOptions:
-    """How a stage runs, not what it writes: never recorded, never in a --config file's job."""
+    """How a stage runs, not what it writes: never recorded in the manifest."""
 
     shard: str = option(
         "0/1", "i/N: run every N-th output shard starting at i (several processes or machines)."
@@ -67,11 +67,10 @@ def typer_parameter(f: ConfigField, choices: tuple[str, ...] | None = None) -> i
     kwargs: dict[str, Any] = {"help": info.help + (" [required]" if info.required else "")}
     if choices:
         base = _choice_type(f.name, choices)
-    elif info.parse is not None or is_tuple_of_str(base):
+    elif info.parse is not None or is_tuple_of_str(base):  # given as text: "456x256", "a,b"
         base = str
-        if f.default:
-            shown = info.show(f.default) if info.show else ",".join(f.default)
-            kwargs["show_default"] = shown
+        if default is not None:
+            default = info.show(default) if info.show else ",".join(default)
     if info.envvar:
         kwargs["envvar"] = info.envvar
     if info.secret or info.required or default is None:
@@ -79,14 +78,13 @@ def typer_parameter(f: ConfigField, choices: tuple[str, ...] | None = None) -> i
     tp = base | None if default is None else base
     if info.argument:  # positional: always given on the command line
         kwargs.pop("show_default", None)
-        param: Any = typer.Argument(**kwargs)
+        param = typer.Argument(**kwargs)
         return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[tp, param])
-    else:
-        long = info.flag or "--" + f.name.replace("_", "-")
-        decls = [f"{long}/--no-{long[2:]}"] if base is bool and default is True else [long]
-        if info.short:
-            decls.append(info.short)
-        param = typer.Option(*decls, **kwargs)
+    long = info.flag or "--" + f.name.replace("_", "-")
+    decls = [f"{long}/--no-{long[2:]}"] if base is bool and default is True else [long]
+    if info.short:
+        decls.append(info.short)
+    param = typer.Option(*decls, **kwargs)
     return inspect.Parameter(
         f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[tp, param], default=default
     )
@@ -144,13 +142,13 @@ def with_config_options(
             ctx = kwargs.pop(CONTEXT)
             path = kwargs.pop(CONFIG_FILE)
             from_file = read_config_file(path) if path else {}
-            known = {f.name for cls in configs.values() for f in config_fields(cls)}
-            stray = sorted(set(from_file) - known)
+            offered = {f.name for cls in configs.values() for f in cli_fields(cls, (*exclude, *fixed))}
+            stray = sorted(set(from_file) - offered)
             if stray:
                 raise HoidataError(f"unknown option {stray[0]!r} for this command", file=str(path))
             built = {}
             for name, cls in configs.items():
-                values = {f.name: v for f in config_fields(cls) if (v := from_file.get(f.name)) is not None}
+                values = {f.name: from_file[f.name] for f in config_fields(cls) if f.name in from_file}
                 for f in cli_fields(cls, (*exclude, *fixed)):
                     if given_on_command_line(ctx, f.name):
                         values[f.name] = _value(f, kwargs[f.name])

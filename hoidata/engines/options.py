@@ -36,10 +36,12 @@ class EngineOptions:
     dp: int = option(1, "Data-parallel engine processes on this machine (--tp GPUs each).", flag="--dp")
 
     def factory(
-        self, engine: str, model: str, profile: ProfileSpec, *, seed: int = 0
+        self, engine: str, model: str, profile: ProfileSpec | None, *, seed: int = 0
     ) -> Callable[[], Engine]:
         """A zero-argument engine constructor (the model loads only if there is work), checked now.
-        vLLM gets the data's pixel budget, so it sees what training sees."""
+        vLLM gets the data's pixel budget, so it sees what training sees; without a profile, each
+        engine uses the model's own chat template and pixel budget."""
+        family, low, high = profile if profile else (None, None, None)
         options: dict[str, object]
         if engine == "openai":
             if not self.base_url:
@@ -47,12 +49,12 @@ class EngineOptions:
             options = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency}
         elif engine == "vllm":
             options = {
-                "family": profile.name,
+                "family": family,
                 "tp": self.tp,
                 "seed": seed,
-                "min_pixels": profile.min_pixels,
-                "max_pixels": profile.max_pixels,
+                "min_pixels": low,
+                "max_pixels": high,
             }
         else:
-            options = {"family": profile.name}
+            options = {"family": family}
         return lambda: get_engine(engine, model, **options)

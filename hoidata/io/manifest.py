@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from hoidata.errors import HoidataError
-from hoidata.io.files import write_json_atomic
+from hoidata.io.files import fingerprint, write_json_atomic
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.parquet"
@@ -87,6 +87,12 @@ def read_manifest(path: Path | str) -> Manifest:
         return Manifest(**{k: v for k, v in data.items() if k != "already_complete"})
     except (orjson.JSONDecodeError, TypeError) as e:
         raise HoidataError(f"unreadable manifest: {e}", file=str(file)) from e
+
+
+def dataset_fingerprint(path: Path | str) -> str:
+    """A complete dataset directory's identity for a later stage: its manifest names every shard
+    with its row count, and the config and input fingerprint that made it."""
+    return fingerprint([Path(path) / MANIFEST])
 
 
 def require_stage(manifest: Manifest, path: Path | str, *stages: str, hint: str = "") -> None:

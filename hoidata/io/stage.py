@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from hoidata import __version__
 from hoidata.errors import HoidataError
-from hoidata.io.files import write_json_atomic, write_parquet_atomic
+from hoidata.io.files import parquet_rows, write_json_atomic, write_parquet_atomic
 from hoidata.io.manifest import DATA, MANIFEST, REJECTS, Manifest, read_manifest
 from hoidata.io.progress import progress_bar
 from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_features
@@ -87,6 +87,25 @@ class Output:
 
 
 ShardWork = Callable[[int], tuple[pa.Table, pa.Table] | tuple[pa.Table, pa.Table, dict[str, float]]]
+
+
+def run_stage_on_shards(
+    input_dir: Path | str,
+    out: Path | str,
+    output: Output,
+    transform: Callable[[pa.Table, str], Any],
+    *,
+    columns: list[str] | None = None,
+    **options: Any,
+) -> Manifest | None:
+    """The common case of :func:`run_stage`: output shard ``k`` is ``transform(table, path)`` of
+    the input dataset's shard ``k`` (``columns`` of it); ``options`` as :func:`run_stage` takes them."""
+    files = read_manifest(input_dir).shard_files(input_dir)
+
+    def work(k: int) -> Any:
+        return transform(pq.read_table(files[k], columns=columns), str(files[k]))
+
+    return run_stage(out, output, parquet_rows(files), work, **options)
 
 
 def run_stage(

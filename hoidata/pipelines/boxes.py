@@ -15,11 +15,18 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
-from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint, parquet_rows
+from hoidata.io import (
+    ALL_SHARDS,
+    Manifest,
+    Output,
+    ShardSpec,
+    dataset_fingerprint,
+    read_manifest,
+    require_stage,
+    run_stage_on_shards,
+)
 from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.schemas import boxes as bx
@@ -66,7 +73,6 @@ def boxes(
         raise HoidataError("union padding must not be negative")
     manifest = read_manifest(input_dir)
     require_stage(manifest, input_dir, "convert", hint=" (boxes reads a canonical dataset)")
-    shards = manifest.shard_files(input_dir)
     decode = manifest.embedded_images
     config = recorded(cfg) | {
         "profile_spec": profile.describe(),
@@ -79,21 +85,17 @@ def boxes(
     output = Output(
         stage="boxes",
         config=config,
-        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        input_fingerprint=dataset_fingerprint(input_dir),
         features=canonical.boxed_features(decode_images=decode),
         schema=canonical.BOXED_SCHEMA,
         split=manifest.split,
     )
 
-    def work(i: int) -> tuple[pa.Table, pa.Table]:
-        return add_boxes(pq.read_table(shards[i]), profile, cfg, source_file=str(shards[i]))
-
-    sizes = parquet_rows(shards)
-    return run_stage(
+    return run_stage_on_shards(
+        input_dir,
         out,
         output,
-        sizes,
-        work,
+        lambda table, path: add_boxes(table, profile, cfg, source_file=path),
         shard=shard,
         overwrite=overwrite,
         progress="boxes",

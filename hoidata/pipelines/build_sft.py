@@ -17,12 +17,19 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image
 
 from hoidata.errors import HoidataError
-from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint, parquet_rows
+from hoidata.io import (
+    ALL_SHARDS,
+    Manifest,
+    Output,
+    ShardSpec,
+    dataset_fingerprint,
+    read_manifest,
+    require_stage,
+    run_stage_on_shards,
+)
 from hoidata.options import option, recorded
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
@@ -88,7 +95,6 @@ def build_sft(
         raise HoidataError("the input has neither embedded images nor an image root to read them from")
     if mode == "path" and embedded_input and not root:
         raise HoidataError("--images path needs an image root; the input only has embedded bytes")
-    shards = manifest.shard_files(input_dir)
     config = recorded(cfg) | {
         "images_mode": mode,
         "images": root if mode == "path" else None,
@@ -100,21 +106,17 @@ def build_sft(
     output = Output(
         stage="build-sft",
         config=config,
-        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        input_fingerprint=dataset_fingerprint(input_dir),
         features=sft_features(decode_images=mode != "path"),
         schema=SFT_SCHEMA,
         split=manifest.split,
     )
 
-    def work(i: int) -> tuple[pa.Table, pa.Table]:
-        return build_table(pq.read_table(shards[i]), profile, cfg, mode, root, source_file=str(shards[i]))
-
-    sizes = parquet_rows(shards)
-    return run_stage(
+    return run_stage_on_shards(
+        input_dir,
         out,
         output,
-        sizes,
-        work,
+        lambda table, path: build_table(table, profile, cfg, mode, root, source_file=path),
         shard=shard,
         overwrite=overwrite,
         rows_are_records=False,

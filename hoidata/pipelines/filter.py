@@ -14,11 +14,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
-from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint, parquet_rows
+from hoidata.io import (
+    ALL_SHARDS,
+    Manifest,
+    Output,
+    ShardSpec,
+    dataset_fingerprint,
+    read_manifest,
+    require_stage,
+    run_stage_on_shards,
+)
 from hoidata.options import option, recorded
 from hoidata.rewards import COMPONENTS
 from hoidata.schemas.canonical import REJECTS_SCHEMA
@@ -231,7 +238,7 @@ def _output(
         stage=stage,
         config=config
         | {"input": str(Path(input_dir).resolve()), "images": manifest.image_root, "split": "train"},
-        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        input_fingerprint=dataset_fingerprint(input_dir),
         features=features,
         schema=schema,
         split="train",
@@ -247,13 +254,11 @@ def _run(
     shard: ShardSpec,
 ) -> Manifest | None:
     """One output shard per input shard (gen-cot keeps a prompt's rollouts in one shard)."""
-    shards = read_manifest(input_dir).shard_files(input_dir)
-    sizes = parquet_rows(shards)
-    return run_stage(
+    return run_stage_on_shards(
+        input_dir,
         out,
         output,
-        sizes,
-        lambda i: select(pq.read_table(shards[i])),
+        lambda table, _: select(table),
         shard=shard,
         overwrite=overwrite,
         rows_are_records=False,

@@ -31,12 +31,12 @@ from hoidata.io import (
     Manifest,
     Output,
     ShardSpec,
+    dataset_fingerprint,
     read_manifest,
     read_table,
     require_stage,
     run_stage,
 )
-from hoidata.io.files import fingerprint
 from hoidata.io.images import open_images
 from hoidata.options import option, recorded
 from hoidata.pipelines.build_sft import BuildSftConfig, build_table
@@ -99,7 +99,7 @@ def gen_cot(
     output = Output(
         stage="gen-cot",
         config=config,
-        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        input_fingerprint=dataset_fingerprint(input_dir),
         features=gen_features(decode_images=True),
         schema=GEN_SCHEMA,
         split="train",

@@ -22,15 +22,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hoidata.engines import Engine, Sampling
 from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
 from hoidata.eval.predictions import PREDICTION, prediction_features
 from hoidata.gen.loop import ANSWERED, ENGINE_ERROR, LENGTH, MAX_TURNS, LoopConfig, run_loop, sample_seed
-from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, read_manifest, require_stage, run_stage
-from hoidata.io.files import fingerprint, parquet_rows
+from hoidata.io import (
+    ALL_SHARDS,
+    Manifest,
+    Output,
+    ShardSpec,
+    dataset_fingerprint,
+    read_manifest,
+    require_stage,
+    run_stage_on_shards,
+)
 from hoidata.io.images import open_images
 from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
@@ -106,7 +113,6 @@ def predict(
         raise HoidataError(f"--max-turns must be at least 1, got {cfg.max_turns}")
     profile = cfg.resolved_profile()
     root = manifest.image_root
-    shards = manifest.shard_files(input_dir)
     config = recorded(cfg) | {
         "input": str(Path(input_dir).resolve()),
         "question": question(profile, bool(cfg.tools)),
@@ -120,23 +126,19 @@ def predict(
     output = Output(
         stage="predict",
         config=config,
-        input_fingerprint=fingerprint([Path(input_dir) / "manifest.json"]),
+        input_fingerprint=dataset_fingerprint(input_dir),
         features=features,
         schema=PREDICT_SCHEMA,
         split=str(config["split"]),
     )
     live = functools.cache(engine)  # loaded by the first shard that runs
 
-    def work(i: int) -> tuple[pa.Table, pa.Table]:
-        table = pq.read_table(shards[i], columns=["sample_id", "image", "width", "height"])
-        return _predict_table(table, live(), profile, cfg, root)
-
-    sizes = parquet_rows(shards)
-    return run_stage(
+    return run_stage_on_shards(
+        input_dir,
         out,
         output,
-        sizes,
-        work,
+        lambda table, _: _predict_table(table, live(), profile, cfg, root),
+        columns=["sample_id", "image", "width", "height"],
         shard=shard,
         overwrite=overwrite,
         progress="predict",
