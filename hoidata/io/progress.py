@@ -7,8 +7,35 @@ from typing import Any
 from tqdm import tqdm
 
 
-def progress_bar(total: int, desc: str | None, unit: str = "record") -> Any:
-    """A bar over ``total`` units, or None when there is nothing to show (no total, or no ``desc``)."""
-    if not desc or not total:
-        return None
-    return tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False)
+class Progress:
+    """A bar over a stage's input records. :func:`~hoidata.io.stage.run_stage` sizes it and moves
+    it one shard at a time; a shard's work may move it finer (``update``, as tqdm's), and the stage
+    loop then adds only what the work did not."""
+
+    def __init__(self, desc: str, unit: str = "record") -> None:
+        self.desc, self.unit = desc, unit
+        self.bar: Any = None
+        self.moved = 0  # by the current shard's work
+
+    def start(self, total: int) -> None:
+        if total:
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, disable=None, leave=False)
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.moved += n
+
+    def shard_done(self, size: int, rates: dict[str, float]) -> None:
+        """The rest of a finished shard's records, and the stage's rates per second."""
+        if self.bar is None:
+            return
+        self.bar.update(max(size - self.moved, 0))
+        self.moved = 0
+        elapsed = max(self.bar.format_dict["elapsed"], 1e-9)
+        if rates:
+            self.bar.set_postfix({f"{n}_per_s": f"{v / elapsed:.0f}" for n, v in rates.items()})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -35,7 +35,7 @@ from hoidata import __version__
 from hoidata.errors import HoidataError
 from hoidata.io.files import parquet_rows, write_json_atomic, write_parquet_atomic
 from hoidata.io.manifest import DATA, MANIFEST, REJECTS, Manifest, read_manifest
-from hoidata.io.progress import progress_bar
+from hoidata.io.progress import Progress
 from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_features
 
 WORK = ".work"
@@ -86,14 +86,16 @@ class Output:
     split: str
 
 
-ShardWork = Callable[[int], tuple[pa.Table, pa.Table] | tuple[pa.Table, pa.Table, dict[str, float]]]
+# a shard's rows and rejects, and optionally counters (see run_stage)
+ShardResult = tuple[pa.Table, pa.Table] | tuple[pa.Table, pa.Table, dict[str, float]]
+ShardWork = Callable[[int], ShardResult]
 
 
 def run_stage_on_shards(
     input_dir: Path | str,
     out: Path | str,
     output: Output,
-    transform: Callable[[pa.Table, str], Any],
+    transform: Callable[[pa.Table, str], ShardResult],
     *,
     columns: list[str] | None = None,
     **options: Any,
@@ -102,7 +104,7 @@ def run_stage_on_shards(
     the input dataset's shard ``k`` (``columns`` of it); ``options`` as :func:`run_stage` takes them."""
     files = read_manifest(input_dir).shard_files(input_dir)
 
-    def work(k: int) -> Any:
+    def work(k: int) -> ShardResult:
         return transform(pq.read_table(files[k], columns=columns), str(files[k]))
 
     return run_stage(out, output, parquet_rows(files), work, **options)
@@ -117,7 +119,7 @@ def run_stage(
     shard: ShardSpec = ALL_SHARDS,
     overwrite: bool = False,
     rows_are_records: bool = True,
-    progress: str | None = None,
+    progress: str | Progress | None = None,
     timings: dict[str, float] | None = None,
     started: float | None = None,
     **extra: Any,
@@ -126,7 +128,8 @@ def run_stage(
 
     ``sizes[k]``: the input records shard ``k`` covers. ``work`` returns the shard's rows and its
     rejects (and optionally counters, summed over shards: ``*_s`` ones become timings, others
-    rates on the progress bar). ``rows_are_records``: each kept record is one row; otherwise
+    rates on the progress bar). ``progress``: the bar's label, or a :class:`Progress` the work
+    moves itself; None: no bar. ``rows_are_records``: each kept record is one row; otherwise
     (one image -> several samples) the manifest counts kept records and rows apart.
     Returns the manifest, or None when other processes still have shards to write.
     """
@@ -136,7 +139,9 @@ def run_stage(
         return replace(read_manifest(out), already_complete=True)
     todo = [k for k in range(len(sizes)) if shard.owns(k) and not run.is_done(k)]
     totals: dict[str, float] = dict(timings or {})
-    bar = progress_bar(sum(sizes[k] for k in todo), progress)
+    bar = Progress(progress) if isinstance(progress, str) else progress
+    if bar is not None:
+        bar.start(sum(sizes[k] for k in todo))
     for k in todo:
         rows, rejects, *more = work(k)
         t = time.perf_counter()
@@ -145,9 +150,7 @@ def run_stage(
         for name, value in (more[0] if more else {}).items():
             totals[name] = totals.get(name, 0.0) + value
         if bar is not None:
-            bar.update(sizes[k])
-            rates = {n: v / max(bar.format_dict["elapsed"], 1e-9) for n, v in totals.items()}
-            bar.set_postfix({f"{n}_per_s": f"{r:.0f}" for n, r in rates.items() if not n.endswith("_s")})
+            bar.shard_done(sizes[k], {n: v for n, v in totals.items() if not n.endswith("_s")})
     if bar is not None:
         bar.close()
     if not run.all_done() or (shard.count > 1 and not run.claim_finish()):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -17,6 +16,7 @@ from hoidata.errors import HoidataError, RecordError
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, run_stage
 from hoidata.io.files import fingerprint
 from hoidata.io.images import ImageInfo, probe_many
+from hoidata.io.progress import Progress
 from hoidata.options import option, recorded, size
 from hoidata.perf import paused_gc
 from hoidata.pipelines.canonical_rows import build_shard, relative_paths
@@ -130,10 +130,12 @@ def _convert(
         split=str(cfg.split),
     )
 
+    bar = Progress("convert", unit="img") if progress and cfg.image_check else None
+
     def work(s: int) -> tuple[pa.Table, pa.Table, dict[str, float]]:
         lo, hi = bounds[s]
         t = time.perf_counter()
-        images = _probe_images(batch, cfg, errors, lo, hi, None)
+        images = _probe_images(batch, cfg, errors, lo, hi, bar)
         t_images = time.perf_counter() - t
         table, rejects = build_shard(
             batch,
@@ -155,7 +157,7 @@ def _convert(
         work,
         shard=shard,
         overwrite=overwrite,
-        progress="convert" if progress and cfg.image_check else None,
+        progress=bar,
         timings=timings,
         started=start,
         notes=batch.notes,
@@ -178,7 +180,12 @@ def _mark_duplicates(batch: SourceBatch, errors: list[RecordError | None]) -> No
 
 
 def _probe_images(
-    batch: SourceBatch, cfg: ConvertConfig, errors: list[RecordError | None], lo: int, hi: int, bar: Any
+    batch: SourceBatch,
+    cfg: ConvertConfig,
+    errors: list[RecordError | None],
+    lo: int,
+    hi: int,
+    bar: Progress | None,
 ) -> list[ImageInfo | None]:
     """Check paths (always) and image files (unless --no-image-check) for records lo..hi."""
     out: list[ImageInfo | None] = [None] * (hi - lo)
