@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,56 +9,31 @@ import typer
 
 from hoidata.cli import eval_answers
 from hoidata.cli.apps import examples, new_app
+from hoidata.cli.options import choice_enum
 from hoidata.cli.params import JsonOut
 from hoidata.cli.summary import show_report
-from hoidata.eval.hico import eval_hico
+from hoidata.eval.hico import PREDICTION_FORMATS, SETTINGS, eval_hico
 from hoidata.eval.plot import plot_ap_vs_frequency, training_frequency
+from hoidata.eval.predictions import PPDM_IDS, RANKING_RULES
+from hoidata.eval.protocol import TIE_ORDERS
+from hoidata.eval.protocol import VARIANTS as HICO_VARIANTS
+from hoidata.eval.swig import VARIANTS as SWIG_VARIANTS
 from hoidata.eval.swig import eval_swig
+from hoidata.schemas.boxes import BoxOrigin
+from hoidata.schemas.taxonomy import ZERO_SHOT_SPLITS
 
 app = new_app(help="Evaluate predictions against a ground-truth dataset.")
 
 
-class Origin(StrEnum):
-    one_based = "one-based"
-    zero_based = "zero-based"
-    continuous = "continuous"
-
-
-class HicoVariant(StrEnum):
-    official = "official"
-    numpy_arange = "numpy-arange"
-    decimal = "decimal"
-    qpic = "qpic"
-    upt = "upt"
-    thid = "thid"
-
-
-class HicoSetting(StrEnum):
-    default = "default"
-    known_object = "known-object"
-
-
-class ZeroShotSplit(StrEnum):
-    rare_first = "rare_first"
-    non_rare_first = "non_rare_first"
-    unseen_object = "unseen_object"
-    unseen_verb = "unseen_verb"
-
-
-class PredFormat(StrEnum):
-    auto = "auto"
-    hoidata = "hoidata"
-    ppdm = "ppdm"
-
-
-class Ranking(StrEnum):
-    score = "score"
-    rank = "rank"
-
-
-class PpdmIds(StrEnum):
-    coco91 = "coco91"
-    coco80 = "coco80"
+# the choices, from the evaluators' own tables
+HicoVariant = choice_enum("HicoVariant", tuple(HICO_VARIANTS))
+HicoSetting = choice_enum("HicoSetting", SETTINGS)
+ZeroShotSplit = choice_enum("ZeroShotSplit", ZERO_SHOT_SPLITS)
+PredFormat = choice_enum("PredFormat", ("auto", *PREDICTION_FORMATS))
+Ranking = choice_enum("Ranking", tuple(RANKING_RULES))
+PpdmIds = choice_enum("PpdmIds", PPDM_IDS)
+SwigVariant = choice_enum("SwigVariant", tuple(SWIG_VARIANTS))
+TieOrder = choice_enum("TieOrder", TIE_ORDERS)
 
 
 @app.command(
@@ -96,8 +70,8 @@ def hico(
         PredFormat, typer.Option("--format", help="Predictions format (auto: .json is PPDM).")
     ] = PredFormat.auto,
     box_origin: Annotated[
-        Origin, typer.Option("--box-origin", help="PPDM JSON: pixel convention of the boxes.")
-    ] = Origin.one_based,
+        BoxOrigin, typer.Option("--box-origin", help="PPDM JSON: pixel convention of the boxes.")
+    ] = BoxOrigin.ONE_BASED,
     ids: Annotated[
         PpdmIds, typer.Option(help="PPDM JSON: coco91 ids + verbs 1..117, or coco80 indices + verbs 0..116.")
     ] = PpdmIds.coco91,
@@ -135,16 +109,6 @@ def hico(
         title = f"HICO-DET per-class AP ({report.protocol.name}, {report.setting}): mAP {100 * full:.2f}"
         plot_ap_vs_frequency(report.ap, freq, report.rare, report.scored, plot, title=title, x_label=label)
         typer.echo(f"  plot: {plot}")
-
-
-class SwigVariant(StrEnum):
-    choir = "choir"
-    thid = "thid"
-
-
-class TieOrder(StrEnum):
-    reversed = "reversed"
-    input = "input"
 
 
 @app.command(

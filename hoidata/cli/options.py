@@ -55,8 +55,9 @@ def cli_fields(cls: type, exclude: tuple[str, ...] = ()) -> list[ConfigField]:
     return [f for f in config_fields(cls) if f.info.cli and f.name not in exclude]
 
 
-def _choice_type(name: str, choices: tuple[str, ...]) -> type[StrEnum]:
-    return StrEnum(name.title().replace("_", ""), {c: c for c in choices})  # type: ignore[return-value]
+def choice_enum(name: str, choices: tuple[str, ...]) -> Any:
+    """An enum of ``choices`` (values as given), the form Typer offers choices in."""
+    return StrEnum(name, {c: c for c in choices})
 
 
 def typer_parameter(f: ConfigField, choices: tuple[str, ...] | None = None) -> inspect.Parameter:
@@ -66,7 +67,7 @@ def typer_parameter(f: ConfigField, choices: tuple[str, ...] | None = None) -> i
     default = None if info.required else f.default
     kwargs: dict[str, Any] = {"help": info.help + (" [required]" if info.required else "")}
     if choices:
-        base = _choice_type(f.name, choices)
+        base = choice_enum(f.name.title().replace("_", ""), choices)
     elif info.parse is not None or is_tuple_of_str(base):  # given as text: "456x256", "a,b"
         base = str
         if default is not None:

@@ -34,6 +34,7 @@ from hoidata.schemas.boxes import BoxOrigin, to_inclusive
 from hoidata.schemas.taxonomy import ZERO_SHOT_SPLITS, Taxonomy, hico_det
 
 SETTINGS = ("default", "known-object")
+PREDICTION_FORMATS = ("hoidata", "ppdm")  # a predict directory or Parquet file; a PPDM/QPIC result JSON
 
 
 def pair_overlap(a: np.ndarray, b: np.ndarray, plus_one: bool = True) -> np.ndarray:

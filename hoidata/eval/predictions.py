@@ -45,6 +45,8 @@ PREDICTION = pa.struct(
 )
 PREDICTIONS_SCHEMA = pa.schema([("sample_id", pa.string()), ("predictions", pa.list_(PREDICTION))])
 
+PPDM_IDS = ("coco91", "coco80")  # PPDM/QPIC result files: COCO-91 ids + verbs 1..117, or indices + 0..116
+
 RANKING_RULES = {
     "score": "by the given score; where no prediction has one, by rank as for 'rank'",
     "rank": "by rank in the answer: score = 1 / (1 + rank), so earlier answers rank higher; equal ranks "
@@ -304,7 +306,7 @@ def _coco80_ids() -> np.ndarray:
 def _object_maps(ids: str) -> tuple[dict[int, int], int]:
     """File object id → HICO object id, and the id the file gives a person."""
     coco = hico_coco_ids()
-    if ids == "coco91":
+    if ids == PPDM_IDS[0]:
         return {int(c): h for h, c in enumerate(coco)}, 1
     if ids == "coco80":
         by_rank = _coco80_ids()
