@@ -133,6 +133,12 @@ def build_config(cls: type, values: Mapping[str, Any], *, source: str = "") -> A
             f"unknown option {unknown[0]!r}; known: {', '.join(sorted(fields))}", file=source or None
         )
     kwargs = {name: fields[name].from_text(value) for name, value in values.items()}
+    for name, value in kwargs.items():
+        allowed = fields[name].info.choices
+        if allowed and value is not None and value not in allowed:
+            raise HoidataError(
+                f"{name} must be one of {', '.join(allowed)}, got {value!r}", file=source or None, field=name
+            )
     try:
         return cls(**kwargs)
     except TypeError as e:

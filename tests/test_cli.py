@@ -161,3 +161,6 @@ def test_config_file_holds_only_what_the_command_offers(reference: Path, tmp_pat
     refused = subprocess.run([*base, "-o", str(tmp_path / "b")], capture_output=True, text=True)
     assert refused.returncode == 2 and "image_size" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    cfg.write_text("image_check: false\nbox_origin: two-based\n")  # a choice the command line refuses
+    refused = subprocess.run([*base, "-o", str(tmp_path / "b")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "box_origin must be one of" in refused.stderr and str(cfg) in refused.stderr

@@ -108,6 +108,7 @@ def with_config_options(
     for this command; ``exclude``: fields this command does not offer (they keep their default).
     """
     fixed, choices = fixed or {}, choices or {}
+    hidden = (*exclude, *fixed)
 
     def decorate(func: Callable[..., None]) -> Callable[..., None]:
         hints = typing.get_type_hints(func, include_extras=True)
@@ -121,7 +122,7 @@ def with_config_options(
         generated = [
             typer_parameter(f, choices.get(f.name))
             for cls in configs.values()
-            for f in cli_fields(cls, (*exclude, *fixed))
+            for f in cli_fields(cls, hidden)
         ]
         config_file = inspect.Parameter(
             CONFIG_FILE,
@@ -143,14 +144,14 @@ def with_config_options(
             ctx = kwargs.pop(CONTEXT)
             path = kwargs.pop(CONFIG_FILE)
             from_file = read_config_file(path) if path else {}
-            offered = {f.name for cls in configs.values() for f in cli_fields(cls, (*exclude, *fixed))}
+            offered = {f.name for cls in configs.values() for f in cli_fields(cls, hidden)}
             stray = sorted(set(from_file) - offered)
             if stray:
                 raise HoidataError(f"unknown option {stray[0]!r} for this command", file=str(path))
             built = {}
             for name, cls in configs.items():
                 values = {f.name: from_file[f.name] for f in config_fields(cls) if f.name in from_file}
-                for f in cli_fields(cls, (*exclude, *fixed)):
+                for f in cli_fields(cls, hidden):
                     if given_on_command_line(ctx, f.name):
                         values[f.name] = _value(f, kwargs[f.name])
                     elif f.info.required and f.name not in values:
