@@ -23,37 +23,15 @@ import pyarrow.compute as pc
 from hoidata.errors import HoidataError
 from hoidata.profiles.answers import answer_body, parse_answers
 from hoidata.profiles.text import (
-    ANSWER,
     BOX_END,
     BOX_START,
     REF_END,
     REF_START,
-    THINK,
     BoxStyle,
     box_pattern,
-    display_name,
     join_texts,
-    taxonomy_name,
 )
 from hoidata.schemas import boxes as bx
-
-# the text markup lives in hoidata.profiles.text; it stays importable from here, where it began
-__all__ = [
-    "ANSWER",
-    "BOX_END",
-    "BOX_START",
-    "PROFILES",
-    "REF_END",
-    "REF_START",
-    "THINK",
-    "BoxFrame",
-    "BoxStyle",
-    "ParsedPair",
-    "Profile",
-    "display_name",
-    "get_profile",
-    "taxonomy_name",
-]
 
 
 class BoxFrame(StrEnum):

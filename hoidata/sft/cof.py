@@ -18,7 +18,7 @@ import pyarrow as pa
 from PIL import Image
 
 from hoidata.profiles import Profile
-from hoidata.profiles.profile import ANSWER, THINK
+from hoidata.profiles.text import ANSWER, THINK
 from hoidata.sft import prompts
 from hoidata.sft.messages import IMAGE_BLOCK, message, text, to_arrow
 from hoidata.sft.tasks import Interactions, Units, display

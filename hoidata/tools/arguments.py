@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hoidata.profiles.profile import taxonomy_name
+from hoidata.profiles.text import taxonomy_name
 
 MAX_COORDINATE = 1e5  # far beyond any frame (0-1000, or resized pixels); rejects 1e30 and friends
 MAX_CATEGORY_CHARS = 64

@@ -21,7 +21,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from PIL import Image
 
-from hoidata.profiles.profile import Profile, display_name, get_profile
+from hoidata.profiles.profile import Profile, get_profile
+from hoidata.profiles.text import display_name
 from hoidata.tools import rows, spatial
 from hoidata.tools.arguments import (
     ToolError,

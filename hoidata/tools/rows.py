@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from hoidata.profiles.profile import taxonomy_name
+from hoidata.profiles.text import taxonomy_name
 
 
 def open_image(source: Any, load: bool = True) -> Image.Image:
