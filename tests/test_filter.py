@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from scripted_engines import ZoomThenAnswer, true_answers
 
-from hoidata.io import open_dataset, read_manifest, read_table
+from hoidata.io import ShardSpec, open_dataset, read_manifest, read_table
 from hoidata.pipelines.filter import FilterPrefsConfig, FilterSftConfig, filter_prefs, filter_sft
 from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
@@ -55,6 +57,29 @@ def test_filter_sft_keeps_verified_rollouts_and_accounts_for_the_rest(
         rollouts["zoom"], tmp_path / "all", FilterSftConfig(min_accuracy=None, min_format=None, per_prompt=2)
     )
     assert read_manifest(tmp_path / "all").counts["out"] == len(rows)
+
+
+def test_filter_commands_rerun_as_no_ops_and_shard(rollouts: dict[str, Path], tmp_path: Path) -> None:
+    """A finished filter is left as it was (one line, exit 0); --shard i/N processes fill one directory
+    with what a single run writes."""
+    for kind in ("sft", "prefs"):
+        out = tmp_path / kind
+        argv = [sys.executable, "-m", "hoidata", "filter", kind, str(rollouts["zoom"]), "-o", str(out)]
+        assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        again = subprocess.run(argv, capture_output=True, text=True)
+        assert (
+            again.returncode == 0
+            and again.stdout.strip() == f"filter-{kind}: {out} already complete, nothing to do"
+        )
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    one = filter_sft(rollouts["zoom"], tmp_path / "one", FilterSftConfig())
+    parts = [
+        filter_sft(rollouts["zoom"], tmp_path / "parts", FilterSftConfig(), shard=ShardSpec(i, 2))
+        for i in (1, 0)
+    ]
+    assert parts[0] is None and parts[1] is not None and parts[1].counts == one.counts
+    assert read_table(tmp_path / "parts").to_pylist() == read_table(tmp_path / "one").to_pylist()
 
 
 def test_filtered_rollouts_train_with_trl(rollouts: dict[str, Path], tmp_path: Path, tiny_vlm: Any) -> None:
