@@ -8,12 +8,16 @@ from typing import Annotated
 
 import typer
 
+from hoidata.cli.options import choice_enum
 from hoidata.cli.params import Completions, JsonOut, ProfileOpt, SkipMissing
 from hoidata.cli.summary import show_report
 from hoidata.eval.grounding import eval_grounding
 from hoidata.eval.hoiqa import eval_hoiqa
 from hoidata.eval.referring import eval_referring
 from hoidata.options import size
+from hoidata.sft.qa import BOX_FORMATS
+
+BoxFormat = choice_enum("BoxFormat", BOX_FORMATS)
 
 
 def grounding(
@@ -76,11 +80,16 @@ def hoiqa(
     completions: Annotated[
         Path,
         typer.Argument(
-            help="JSONL or Parquet with `sample_id` (row id + `#` + QA item index) and `completion`.",
+            help="A predict directory, or JSONL/Parquet with `sample_id` (row id + `#` + item index) and `completion`.",
             show_default=False,
         ),
     ],
-    gt: Annotated[Path, typer.Option("--gt", help="Converted HOI-QA dataset directory.", show_default=False)],
+    gt: Annotated[
+        Path,
+        typer.Option(
+            "--gt", help="A dataset of QA items (convert hoiqa, or hoidata qa).", show_default=False
+        ),
+    ],
     skip_missing: SkipMissing = False,
     image_size: Annotated[
         str | None,
@@ -89,12 +98,27 @@ def hoiqa(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Truncate rescaled boxes to integer pixels, as the reference.")
     ] = False,
+    box_format: Annotated[
+        BoxFormat | None,
+        typer.Option(
+            help="How answers write boxes (default: as predict recorded, else grid).", show_default=False
+        ),
+    ] = None,
+    profile: ProfileOpt = None,
     json_out: JsonOut = None,
 ) -> None:
-    """HOI-QA: noun accuracy, box accuracy (IoU > 0.5) and mean IoU; ho_ref / i_ref and 8 subsets."""
+    """HOI-QA: noun accuracy, box accuracy (IoU > 0.5) and mean IoU; ho_ref / i_ref and their subsets."""
 
     wh = size(image_size) if image_size else None
-    report = eval_hoiqa(completions, gt, skip_missing=skip_missing, image_size=wh, truncate=truncate)
+    report = eval_hoiqa(
+        completions,
+        gt,
+        skip_missing=skip_missing,
+        image_size=wh,
+        truncate=truncate,
+        box_format=box_format.value if box_format else None,
+        profile=profile.value if profile else None,
+    )
     show_report(report, json_out)
 
 
@@ -121,6 +145,7 @@ COMMANDS = [  # name, command, example lines
         hoiqa,
         (
             "hoidata eval hoiqa preds/hoiqa.jsonl --gt data/hoiqa-visor",
+            "hoidata eval hoiqa preds/hico-qa --gt data/hico-test-qa   # a predict --task qa directory",
             "hoidata eval hoiqa preds.jsonl --gt data/hoiqa-epic-test --image-size 1920x1080 --json report.json",
         ),
     ),

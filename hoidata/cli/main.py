@@ -26,6 +26,9 @@ COMMANDS = {
     "convert": Command(
         "convert", "Convert raw annotations (HICO-DET, SWIG-HOI, HOI-QA) into a canonical dataset."
     ),
+    "qa": Command(
+        "qa", "Write HOI-Ref-style referral questions about every person-object pair into the qa column."
+    ),
     "boxes": Command("boxes", "Add union, refer and model-frame boxes to a canonical dataset."),
     "build-sft": Command(
         "build_sft", "Build a TRL-ready SFT dataset (images + messages) from a boxes dataset."

@@ -24,8 +24,11 @@ from hoidata.rewards.completions import rollout
 
 
 def read_completions(path: Path) -> tuple[list[str], list[Any]]:
-    """``(sample_ids, completions)`` from JSONL (one object per line) or Parquet; a completion is
-    the text, or the message list a tool-using rollout produced."""
+    """``(sample_ids, completions)`` from JSONL (one object per line), Parquet, or a dataset directory
+    (``predict``'s); a completion is the text, or the message list a tool-using rollout produced."""
+    if path.is_dir() and (path / "manifest.json").is_file():
+        table = read_table(path, ["sample_id", "completion"])
+        return [str(s) for s in table.column("sample_id").to_pylist()], table.column("completion").to_pylist()
     if not path.is_file():
         raise HoidataError("file not found", file=str(path))
     if path.suffix == ".parquet":

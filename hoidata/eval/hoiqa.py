@@ -1,7 +1,8 @@
 """HOI-QA (HOI-Ref) accuracy: names and boxes of hands and the objects they hold (docs/metrics.md).
 
-The ground truth is a converted HOI-QA dataset (``hoidata convert hoiqa``): each row holds QA items
-whose answer is either boxes (``answer_boxes``, canonical pixels) or a noun (the answer text).
+The ground truth is a dataset with QA items (``hoidata convert hoiqa``, or ``hoidata qa`` on any HOI
+dataset): each item's answer is either boxes (``answer_boxes``, canonical pixels) or a noun (the
+answer text).
 
 **Which completion answers which item.** A completion's ``sample_id`` is the row's sample id, ``#``,
 and the item's 0-based index in the row's ``qa`` list (``hoi-qa/test/a1#0``); the bare row id is
@@ -10,10 +11,12 @@ items without one are answered with nothing (wrong, IoU 0) unless ``skip_missing
 
 **Boxes.** Answers write ``{<x1><y1><x2><y2>}`` on a 0–100 grid of the image (the converter's reading:
 ``x * width / 100``, no rounding; ``truncate=True`` takes ``int()`` of the pixels as the reference's
-``bb_normalize`` does). IoU is the reference's inclusive ``+1`` rule on pixel values, and a box is
-correct when IoU **> 0.5** (strictly). A one-box item takes the best IoU over every predicted box; an
-item with n > 1 boxes (the "hands" question, n = 2) needs exactly n predicted boxes, each ground-truth
-box takes its best IoU over them, and the n boxes are all correct or all wrong. An answer without
+``bb_normalize`` does), or, for a model trained on ``build-sft hoiqa --box-format profile``, boxes in
+its profile's frame (read through the profile; ``predict`` records which in its manifest). IoU is
+the reference's inclusive ``+1`` rule on pixel values, and a box is correct when IoU **> 0.5**
+(strictly). A one-box item takes the best IoU over every predicted box; an item with n > 1 boxes
+(the "hands" question, n = 2) needs exactly n predicted boxes, each ground-truth box takes its best
+IoU over them, and the n boxes are all correct or all wrong. An answer without
 the right number of boxes scores IoU 0 for each ground-truth box (the reference leaves some of those
 out of its mean IoU, inconsistently across its two loops).
 
@@ -27,7 +30,10 @@ multi-word noun can never match there; here it matches as a run of words).
 (identify; objBB2objN / handBB2handN), "Where is the right/left hand of the person?" and "Where are
 the hands of the person?" (handN2handBB); ``i_ref`` — "Locate the object being manipulated by…"
 (handN2objBB), "Which hand has the…" (objN2handBB), "What hand is holding the…" (objN2handN), "What
-is the object in the…" (handN2objN). Other questions count in the overall numbers as ``other``.
+is the object in the…" (handN2objN); ``hoidata qa``'s pair questions add three ``i_ref`` subsets: "Where
+is the {object} the person is {verb}?" (actObjN2objBB), "Which person is {verb} the {object}?"
+(actObjN2personBB), "What is the person {verb}?" (actN2objN), while "Where is the {object}?" and
+the box question fall in objN2objBB and objBB2objN. Other questions count overall as ``other``.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ import numpy as np
 from hoidata.errors import HoidataError
 from hoidata.eval.completions import first_answers, read_completions
 from hoidata.eval.report import Report, percent
-from hoidata.io import read_table
+from hoidata.io import read_manifest, read_table
+from hoidata.profiles import Profile, get_profile
+from hoidata.sft.qa import BOX_FORMATS, read_boxes
 from hoidata.sources.hoiqa import BOX_TEXT
 
 THRESHOLD = 0.5
@@ -57,12 +65,20 @@ SUBSETS = (
     "objN2handBB",
     "objN2handN",
     "handN2objN",
+    "actObjN2objBB",  # referral questions about person-object pairs (``hoidata qa``)
+    "actObjN2personBB",
+    "actN2objN",
 )
 GROUPS = ("ho_ref", "i_ref", "other")
 _HAND_REFER = re.compile(
     r"^(where is the (right|left) hand of the person|where are the hands of the person)\b"
 )
 _WHERE = re.compile(r"^where is the (.+?)\s*\??\s*$")
+_PAIR_TEMPLATES = (  # (pattern, group, subset) of ``hoidata qa``'s i_ref questions
+    (re.compile(r"^where is the .+ the person is .+\?$"), "i_ref", "actObjN2objBB"),
+    (re.compile(r"^which person is .+ the .+\?$"), "i_ref", "actObjN2personBB"),
+    (re.compile(r"^what is the person .+\?$"), "i_ref", "actN2objN"),
+)
 _TEMPLATES = (  # (question prefix, group, subset), box then noun questions
     ("locate the object being manipulated by", "i_ref", "handN2objBB"),
     ("which hand has the", "i_ref", "objN2handBB"),
@@ -78,6 +94,9 @@ def classify(question: str, gt_noun: str | None, is_box: bool) -> tuple[str, str
         return "ho_ref", "handN2handBB"
     for prefix, group, subset in _TEMPLATES:
         if q.startswith(prefix) and is_box == subset.endswith("BB"):
+            return group, subset
+    for pattern, group, subset in _PAIR_TEMPLATES:
+        if pattern.match(q) and is_box == subset.endswith("BB"):
             return group, subset
     if is_box and (m := _WHERE.match(q)):
         return "ho_ref", "handN2handBB" if m.group(1) in HANDS else "objN2objBB"
@@ -198,6 +217,38 @@ class HoiqaReport(Report):
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class BoxReader:
+    """How answers write boxes: ``grid`` (HOI-Ref's 0–100) or ``profile`` (a Qwen VL family's frame)."""
+
+    box_format: str = "grid"
+    profile: Profile | None = None
+    truncate: bool = False
+
+    def read(self, text: str, width: float, height: float) -> np.ndarray:
+        if self.box_format == "grid" or self.profile is None:
+            return grid_boxes(text, width, height, self.truncate)
+        px = read_boxes(text, "profile", self.profile, width, height)
+        return np.trunc(px) if self.truncate else px
+
+
+def box_reader(completions: Path, box_format: str | None, profile: str | None, truncate: bool) -> BoxReader:
+    """The reader the user asked for; else what ``predict`` recorded beside its completions; else grid."""
+    config = read_manifest(completions).config if (completions / "manifest.json").is_file() else {}
+    fmt = box_format or config.get("box_format") or "grid"
+    if fmt not in BOX_FORMATS:
+        raise HoidataError(f"--box-format must be one of {', '.join(BOX_FORMATS)}, got {fmt!r}")
+    if fmt == "grid":
+        return BoxReader("grid", None, truncate)
+    spec = config.get("profile_spec") or {}
+    name = profile or spec.get("name")
+    if not name:
+        raise HoidataError("--box-format profile needs --profile (the family the model writes boxes as)")
+    same = name == spec.get("name")
+    budget = (spec.get("min_pixels"), spec.get("max_pixels")) if same else (None, None)
+    return BoxReader("profile", get_profile(name, *budget), truncate)
+
+
 @dataclass
 class Item:
     """One QA item of the ground truth."""
@@ -212,13 +263,7 @@ class Item:
 
 def load_items(dataset: Path | str) -> list[Item]:
     """Every QA item of a converted HOI-QA dataset, identified as ``sample_id#index``."""
-    table = read_table(dataset, ["sample_id", "source", "width", "height", "qa"])
-    sources = set(table.column("source").to_pylist())
-    if sources - {"hoi-qa"}:
-        raise HoidataError(
-            f"ground truth must be a HOI-QA dataset, this one holds {sorted(map(str, sources))}",
-            file=str(dataset),
-        )
+    table = read_table(dataset, ["sample_id", "width", "height", "qa"])
     items = []
     for row in table.to_pylist():
         for k, qa in enumerate(row["qa"] or []):
@@ -234,7 +279,10 @@ def load_items(dataset: Path | str) -> list[Item]:
                 )
             )
     if not items:
-        raise HoidataError("this dataset has no QA items", file=str(dataset))
+        raise HoidataError(
+            "this dataset has no QA items (convert HOI-QA, or add referral questions with `hoidata qa`)",
+            file=str(dataset),
+        )
     return items
 
 
@@ -244,6 +292,7 @@ def evaluate(
     *,
     image_size: tuple[int, int] | None = None,
     truncate: bool = False,
+    boxes: BoxReader | None = None,
 ) -> HoiqaReport:
     """Score one answer per item (None: no completion, scored as an empty answer): no I/O."""
     tallies = {g: Tally() for g in ("all", *GROUPS)}
@@ -264,7 +313,8 @@ def evaluate(
                     "image size unknown: the grid boxes cannot be rescaled (pass --image-size WxH)",
                     record=item.id,
                 )
-            best, ok = score_boxes(grid_boxes(text, w, h, truncate), item.answer_boxes)
+            pred = grid_boxes(text, w, h, truncate) if boxes is None else boxes.read(text, w, h)
+            best, ok = score_boxes(pred, item.answer_boxes)
             n = len(best)
             for t in (tallies["all"], tallies[group]):
                 t.box_total += n
@@ -301,10 +351,13 @@ def eval_hoiqa(
     skip_missing: bool = False,
     image_size: tuple[int, int] | None = None,
     truncate: bool = False,
+    box_format: str | None = None,
+    profile: str | None = None,
 ) -> HoiqaReport:
     """Read completions (JSONL/Parquet ``{sample_id, completion}``) and score them against the QA
     items of a converted HOI-QA dataset directory. ``image_size`` (w, h) rescales grid boxes where a
-    row has no size (the test layout; the reference uses 1920×1080 for EPIC, 1440×1080 for Ego4D)."""
+    row has no size (the test layout; the reference uses 1920×1080 for EPIC, 1440×1080 for Ego4D).
+    ``completions`` may be a ``predict`` directory: its manifest then says how boxes are written."""
     items = load_items(dataset)
     index = {it.id: i for i, it in enumerate(items)}
     rows = read_table(dataset, ["sample_id", "qa"])
@@ -312,6 +365,7 @@ def eval_hoiqa(
         if qa is not None and len(qa) == 1:
             index.setdefault(sid, index[f"{sid}#0"])  # a one-item row answers by its bare id
     path = Path(completions)
+    reader = box_reader(path, box_format, profile, truncate)
     ids, raw = read_completions(path)
     got = first_answers(ids, raw, index, len(items))
     if got.matched_none:
@@ -322,7 +376,11 @@ def eval_hoiqa(
         )
     keep = np.flatnonzero(got.answered) if skip_missing else np.arange(len(items))
     report = evaluate(
-        [items[i] for i in keep], [got.texts[i] for i in keep], image_size=image_size, truncate=truncate
+        [items[i] for i in keep],
+        [got.texts[i] for i in keep],
+        image_size=image_size,
+        truncate=truncate,
+        boxes=reader,
     )
     report.counts = {"items": len(items), "evaluated": len(keep), **got.counts()}
     report.unmatched_samples = got.unmatched
@@ -330,6 +388,8 @@ def eval_hoiqa(
         report.notes.append(
             f"{report.counts['without_completion']:,} items without a completion count as empty answers"
         )
+    if reader.box_format == "profile" and reader.profile is not None:
+        report.notes.append(f"boxes read in the {reader.profile.name} profile's frame")
     if truncate:
         report.notes.append(
             "predicted pixel coordinates truncated to integers (the reference's bb_normalize)"

@@ -72,7 +72,7 @@ def boxes(
     if cfg.union_pad < 0 or cfg.union_pad_ratio < 0:
         raise HoidataError("union padding must not be negative")
     manifest = read_manifest(input_dir)
-    require_stage(manifest, input_dir, "convert", hint=" (boxes reads a canonical dataset)")
+    require_stage(manifest, input_dir, "convert", "qa", hint=" (boxes reads a canonical dataset)")
     decode = manifest.embedded_images
     config = recorded(cfg) | {
         "profile_spec": profile.describe(),

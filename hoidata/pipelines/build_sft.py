@@ -2,7 +2,8 @@
 
 Tasks: ``referring`` (boxes → actions), ``grounding`` (action → every matching pair), ``detection``
 (image → every triplet), ``cof`` (chain-of-focus: zoom-in tool call with the real crop) and
-``spatial`` (referring with ``refer_boxes = [person, object, union]`` for spatial-linking models).
+``spatial`` (referring with ``refer_boxes = [person, object, union]`` for spatial-linking models) and
+``hoiqa`` (the dataset's QA items, HOI-QA's or ``hoidata qa``'s: :mod:`hoidata.pipelines.build_sft_qa`).
 Records in are images; an image that yields no sample (no interaction to ask about) is a reject.
 """
 
@@ -31,9 +32,10 @@ from hoidata.io import (
     run_stage_on_shards,
 )
 from hoidata.options import option, recorded
+from hoidata.pipelines.build_sft_qa import CONVERSATIONS, qa_samples
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
-from hoidata.sft import tasks
+from hoidata.sft import qa, tasks
 from hoidata.sft.cof import cof_columns
 from hoidata.sft.messages import single_turn
 from hoidata.sft.schema import SFT_SCHEMA, sft_features
@@ -58,6 +60,17 @@ class BuildSftConfig:
     tools: tuple[str, ...] = option(
         TOOL_NAMES, "cof: tools the prompt offers, comma-separated, zoom_in among them (as gen-cot --tools)."
     )
+    box_format: str = option(
+        "profile",
+        "hoiqa: boxes in the profile's frame, or on HOI-Ref's 0-100 grid {<x1><y1><x2><y2>}.",
+        choices=qa.BOX_FORMATS,
+    )
+    conversation: str = option(
+        "item",
+        "hoiqa: one sample per QA item, or one multi-turn conversation per image (as HOI-Ref trains).",
+        choices=CONVERSATIONS,
+    )
+    tags: bool = option(True, "hoiqa: start each question with its task tag ([refer], [identify], ...).")
     threads: int = option(8, "Threads reading and resizing images.", record=False)
 
 
@@ -158,6 +171,23 @@ def build_table(
             [pa.nulls(len(images), pa.binary()), images.field("path")], names=["bytes", "path"]
         )
 
+    if cfg.task == "hoiqa":
+        sizes = (
+            table["width"].to_numpy(zero_copy_only=False).astype(np.float64),
+            table["height"].to_numpy(zero_copy_only=False).astype(np.float64),
+            width,
+            height,
+        )
+        return qa_samples(
+            table,
+            images,
+            sizes,
+            profile,
+            box_format=cfg.box_format,
+            conversation=cfg.conversation,
+            tags=cfg.tags,
+            source_file=source_file,
+        )
     if cfg.task == "grounding":
         units = tasks.grounding_units(it, profile, cfg.seed)
     elif cfg.task == "detection":

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hoidata.engines import Engine, Sampling
 from hoidata.engines.options import GenerationConfig
@@ -40,10 +42,12 @@ from hoidata.io import (
 )
 from hoidata.io.images import open_images
 from hoidata.options import option, recorded
+from hoidata.pipelines.predict_qa import predict_qa_table
 from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.profiles.answers import parse_answers
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft.prompts import templates, with_cot_instruction
+from hoidata.sft.qa import BOX_FORMATS
 from hoidata.tools.environment import HoiEnvironment, tool_schemas
 
 PREDICT_SCHEMA = pa.schema(
@@ -57,6 +61,7 @@ PREDICT_SCHEMA = pa.schema(
 )
 
 
+PREDICT_TASKS = ("auto", "detection", "qa")
 TEST_TIME_TOOLS = ("imagine", "zoom_in")  # they look at the image only, never at the annotations
 
 
@@ -80,6 +85,14 @@ class PredictConfig(GenerationConfig):
         "The question then carries the gen-cot instruction.",
     )
     max_turns: int = option(3, "With tools: model turns per image, tool-calling ones included.")
+    task: str = option(
+        "auto",
+        "detection: every HOI of every image (eval hico); qa: each QA item, as build-sft hoiqa wrote it "
+        "(eval hoiqa); auto: qa for datasets of QA items (convert hoiqa, hoidata qa), else detection.",
+        choices=PREDICT_TASKS,
+    )
+    box_format: str = option("profile", "qa: how boxes are written, as build-sft hoiqa --box-format.")
+    tags: bool = option(True, "qa: start each question with its task tag, as build-sft hoiqa --tags.")
 
     def resolved_profile(self) -> Profile:
         return get_profile(self.profile, self.min_pixels, self.max_pixels)
@@ -102,7 +115,12 @@ def predict(
 ) -> Manifest | None:
     """Ask every image of a canonical dataset the detection question; one row per image."""
     manifest = read_manifest(input_dir)
-    require_stage(manifest, input_dir, "convert", "boxes", hint=" (predict asks a canonical dataset)")
+    require_stage(manifest, input_dir, "convert", "qa", "boxes", hint=" (predict asks a canonical dataset)")
+    task = resolved_task(cfg.task, input_dir)
+    if task == "qa" and cfg.tools:
+        raise HoidataError("--tools are for detection; QA items are asked in one turn, as trained")
+    if cfg.box_format not in BOX_FORMATS:
+        raise HoidataError(f"--box-format must be one of {', '.join(BOX_FORMATS)}, got {cfg.box_format!r}")
     unknown = sorted(set(cfg.tools) - set(TEST_TIME_TOOLS))
     if unknown:
         raise HoidataError(
@@ -115,7 +133,8 @@ def predict(
     root = manifest.image_root
     config = recorded(cfg) | {
         "input": str(Path(input_dir).resolve()),
-        "question": question(profile, bool(cfg.tools)),
+        "task": task,
+        "question": question(profile, bool(cfg.tools)) if task == "detection" else "each QA item",
         "profile_spec": profile.describe(),
         "ranking": "unscored: predictions keep their position in the answer as rank",
         "split": manifest.config.get("split", "test"),
@@ -132,6 +151,32 @@ def predict(
         split=str(config["split"]),
     )
     live = functools.cache(engine)  # loaded by the first shard that runs
+    if task == "qa":
+        sampling = Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+        return run_stage_on_shards(
+            input_dir,
+            out,
+            output,
+            lambda table, _: predict_qa_table(
+                table,
+                live(),
+                profile,
+                box_format=cfg.box_format,
+                tags=cfg.tags,
+                sampling=sampling,
+                seed=cfg.seed,
+                batch_size=cfg.shard_size,
+                root=root,
+                threads=cfg.threads,
+                schema=PREDICT_SCHEMA,
+            ),
+            columns=["sample_id", "image", "width", "height", "qa"],
+            shard=shard,
+            overwrite=overwrite,
+            rows_are_records=False,
+            progress="predict",
+            profile=profile.describe(),
+        )
 
     return run_stage_on_shards(
         input_dir,
@@ -144,6 +189,17 @@ def predict(
         progress="predict",
         profile=profile.describe(),
     )
+
+
+def resolved_task(task: str, input_dir: Path | str) -> str:
+    """``auto``: ``qa`` when the dataset holds QA items (HOI-QA's, or ``hoidata qa``'s), else detection."""
+    if task != "auto":
+        return task
+    for path in read_manifest(input_dir).shard_files(input_dir):
+        qa = pq.read_table(path, columns=["qa"]).column("qa")
+        if pc.sum(pc.list_value_length(qa)).as_py():
+            return "qa"
+    return "detection"
 
 
 def _predict_table(

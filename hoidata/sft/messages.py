@@ -50,3 +50,36 @@ def message(role: str, content: list[dict[str, Any]], tool_calls: list[dict] | N
 
 def to_arrow(conversations: list[list[dict[str, Any]]]) -> pa.ListArray:
     return pa.array(conversations, pa.list_(MESSAGE))
+
+
+def multi_turn(question: pa.Array, answer: pa.Array, offsets: np.ndarray) -> pa.ListArray:
+    """One conversation per group of items (``offsets`` over items, in order): user [image, q0] →
+    assistant [a0] → user [q1] → assistant [a1] …, the image shown once, in the first turn."""
+    n, n_conv = len(question), len(offsets) - 1
+    offsets = np.asarray(offsets, np.int64)
+    conv = np.repeat(np.arange(n_conv), np.diff(offsets))
+    i = np.arange(n)
+    first = i == offsets[:-1][conv]
+    # blocks of conversation c: [image, q, a, q, a, ...]; item i's q at c + 2i + 1, its a at c + 2i + 2
+    text = pa.concat_arrays([question.cast(pa.string()), answer.cast(pa.string()), pa.nulls(1, pa.string())])
+    take = np.full(n_conv + 2 * n, 2 * n, np.int64)
+    take[conv + 2 * i + 1] = i
+    take[conv + 2 * i + 2] = n + i
+    kinds = np.full(n_conv + 2 * n, "text", object)
+    kinds[conv[first] + 2 * i[first]] = "image"
+    blocks = pa.StructArray.from_arrays(
+        [pa.array(kinds, pa.string()), text.take(pa.array(take))], fields=list(CONTENT)
+    )
+    starts = np.empty(2 * n + 1, np.int64)
+    starts[0::2][:n] = conv + 2 * i + 1 - first
+    starts[1::2] = conv + 2 * i + 2
+    starts[-1] = n_conv + 2 * n
+    messages = pa.StructArray.from_arrays(
+        [
+            pa.array(np.tile(np.array(["user", "assistant"], object), n), pa.string()),
+            pa.ListArray.from_arrays(pa.array(starts, pa.int32()), blocks),
+            pa.nulls(2 * n, pa.list_(TOOL_CALL)),
+        ],
+        fields=list(MESSAGE),
+    )
+    return pa.ListArray.from_arrays(pa.array(2 * offsets, pa.int32()), messages)
