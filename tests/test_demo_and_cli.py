@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,8 @@ def test_demo(tmp_path: Path) -> None:
     assert "sft: 4 steps with LoRA" in r.stdout and "grpo: 2 steps, tools on" in r.stdout
     assert (tmp_path / "runs" / "sft" / "adapter_config.json").is_file()
     assert (tmp_path / "runs" / "grpo" / "model.safetensors").is_file()
+    # and the HOI-QA chain on hand-object scenes, with referral questions about the HICO-DET test split
+    assert "build-sft hoiqa: 84 QA samples" in r.stdout and "eval hoiqa: noun accuracy" in r.stdout
+    hoiqa = json.loads((tmp_path / "eval-hoiqa.json").read_text())
+    assert hoiqa["counts"]["items"] == hoiqa["counts"]["answered"] == 84
+    assert read_manifest(tmp_path / "hico-test-qa").counts["out"] == test.counts["out"]

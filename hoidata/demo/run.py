@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hoidata.demo.hoiqa import hoiqa_demo
 from hoidata.demo.scenes import make_raw, one_scene
 from hoidata.engines.hf import HfEngine
 from hoidata.eval.hico import eval_hico
@@ -88,7 +89,7 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
 
     out = Path(out)
     t0 = time.perf_counter()
-    steps = 8
+    steps = 9
     print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
     print(f"[2/{steps}] convert (PPDM layout, one-based boxes, images embedded)")
@@ -111,8 +112,9 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
     print(f"[3/{steps}] boxes (qwen2.5-vl profile: union/refer boxes, pixels on the smart_resize'd image)")
     m = boxes(out / "hico-train", out / "hico-train-boxes", BoxesConfig(profile="qwen2.5-vl"), overwrite=True)
     print(f"  train: {m.counts['out']} images  ({out / 'hico-train-boxes'})")
-    print(f"[4/{steps}] build-sft: {', '.join(TASKS)}")
-    for task in TASKS:
+    hico_tasks = [t for t in TASKS if t != "hoiqa"]  # hoiqa asks QA items: step 9
+    print(f"[4/{steps}] build-sft: {', '.join(hico_tasks)}")
+    for task in hico_tasks:
         m = build_sft(
             out / "hico-train-boxes", out / f"sft-{task}", BuildSftConfig(task=task), overwrite=True
         )
@@ -138,6 +140,11 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
     _predict_and_evaluate(out, model)
     print(f"[8/{steps}] train sft, then train grpo (tools + hierarchical reward), a few steps each on CPU")
     _train(out, model)
+    print(
+        f"[9/{steps}] HOI-QA: hand-object scenes, convert hoiqa → build-sft hoiqa → train sft → predict → eval"
+    )
+    spec = read_manifest(out / "hico-train-boxes").profile_spec
+    hoiqa_demo(out, model, (spec.min_pixels, spec.max_pixels), _quiet)
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
         f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
