@@ -344,3 +344,17 @@ def test_predict_asks_each_item_as_build_sft_wrote_it(hoiqa: dict[str, Path], tm
     assert any("qwen2.5-vl" in n for n in report.notes)
     with pytest.raises(Exception, match="--tools are for detection"):
         predict(hoiqa["canonical"], tmp_path / "t", PredictConfig(tools=("zoom_in",)), lambda: engine)
+
+
+def test_resized_images_carry_the_same_text(hoiqa: dict[str, Path], tmp_path: Path) -> None:
+    """--images resize stores the profile's resize of each image; the boxes in the text still land on
+    the same pixels the processor will see, so the text does not change."""
+    kept = build_sft(hoiqa["qwen3-vl"], tmp_path / "a", BuildSftConfig(task="hoiqa", images="embed"))
+    resized = build_sft(hoiqa["qwen3-vl"], tmp_path / "b", BuildSftConfig(task="hoiqa", images="resize"))
+    assert kept.counts == resized.counts
+    a, b = read_table(tmp_path / "a").to_pylist(), read_table(tmp_path / "b").to_pylist()
+    assert [r["messages"] for r in a] == [r["messages"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        im = Image.open(io.BytesIO(rb["images"][0]["bytes"]))
+        assert im.size == (rb["resized_width"], rb["resized_height"]) == (rb["width"], rb["height"])
+        assert (ra["resized_width"], ra["resized_height"]) == im.size
