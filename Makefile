@@ -21,9 +21,10 @@ $(STAMP_TRAIN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[train]"
 	touch $@ $(STAMP_CORE)
 
-# the tests build tiny Qwen VL models and run TRL on CPU: they need the train extra too
+# the tests build tiny Qwen VL models and run TRL on CPU, and a tiny diffusers pipeline: the
+# train and imagine extras too
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[train,test]"
+	$(BIN)/python -m pip install -q -e ".[train,test,imagine]"
 	touch $@ $(STAMP_CORE) $(STAMP_TRAIN)
 
 demo: $(STAMP_TRAIN)

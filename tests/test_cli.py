@@ -92,7 +92,8 @@ def test_help_lists_commands_in_pipeline_order_and_imports_no_command() -> None:
         "m.split('.')[1] not in ('cli', 'errors')))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    listed = [line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line.startswith("  ")]
+    lines = run.stdout.split("Commands:")[1].splitlines()
+    listed = [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")]
     assert [n for n in listed if n in COMMANDS] == list(COMMANDS)
     assert "<bool>" not in run.stdout
     loaded = run.stdout.split("LOADED")[1]

@@ -36,6 +36,9 @@ COMMANDS = {
     "gen-cot": Command(
         "gen_cot", "Generate tool-augmented chain-of-thought rollouts, scored with the GRPO rewards."
     ),
+    "imagine": Command(
+        "imagine", "Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves."
+    ),
     "filter": Command(
         "filter", "Select gen-cot rollouts: verified ones for SFT, or preference pairs for DPO."
     ),

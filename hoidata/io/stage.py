@@ -84,6 +84,7 @@ class Output:
     features: dict[str, Any]
     schema: pa.Schema
     split: str
+    row_group_size: int | None = None  # small groups let readers fetch a few rows (imagine caches)
 
 
 # a shard's rows and rejects, and optionally counters (see run_stage)
@@ -266,7 +267,7 @@ class StageRun:
     def write_shard(self, i: int, table: pa.Table, rejects: pa.Table) -> None:
         """Rejects first, then the shard: the shard's rename is the commit point."""
         write_parquet_atomic(self.rejects_path(i), rejects.cast(REJECTS_SCHEMA))
-        write_parquet_atomic(self.shard_path(i), table.cast(self.schema))
+        write_parquet_atomic(self.shard_path(i), table.cast(self.schema), self.output.row_group_size)
 
     def finish(
         self,

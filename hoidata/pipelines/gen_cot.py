@@ -26,6 +26,7 @@ from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
 from hoidata.gen.loop import LoopConfig, run_loop
 from hoidata.gen.records import GEN_SCHEMA, gen_features, rollout_rows
+from hoidata.imagine import LIVE_BACKENDS, live_backend
 from hoidata.io import (
     ALL_SHARDS,
     Manifest,
@@ -67,6 +68,17 @@ class GenCotConfig(GenerationConfig):
         TOOL_NAMES, "Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."
     )
     threads: int = option(4, "Threads decoding images and encoding crops.", record=False)
+    imagine_cache: str | None = option(
+        None, "An imagine cache (hoidata imagine): the imagine tool answers from it first."
+    )
+    imagine_backend: str = option(
+        "context",
+        "Live imagine backend for regions the cache lacks: context (crops), none (a tool error), "
+        "http (--imagine-url), diffusers (--imagine-model).",
+        choices=LIVE_BACKENDS,
+    )
+    imagine_url: str | None = option(None, "http imagine backend: the service's endpoint.")
+    imagine_model: str | None = option(None, "diffusers imagine backend: a pipeline directory or Hub id.")
 
 
 def gen_cot(
@@ -147,7 +159,12 @@ def _shard(
         engine,
         prompts,
         rows,
-        HoiEnvironment.factory(cfg.tools, profile=profile),
+        HoiEnvironment.factory(
+            cfg.tools,
+            profile=profile,
+            imagine_backend=live_backend(cfg.imagine_backend, url=cfg.imagine_url, model=cfg.imagine_model),
+            imagine_cache=cfg.imagine_cache,
+        ),
         LoopConfig(Sampling(cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens), cfg.max_turns, cfg.seed),
         tools=tool_schemas(cfg.tools),
         sample_ids=[s["sample_id"] for s in kept],

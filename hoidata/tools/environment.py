@@ -35,6 +35,7 @@ from hoidata.tools.arguments import (
 )
 from hoidata.tools.detection import Detection, Detector, OracleDetector, Scene
 from hoidata.tools.imagine import MODES, ContextImagine, ImagineBackend, imagine_result_text
+from hoidata.tools.imagine_cache import ImagineCache, open_cache
 from hoidata.tools.names import TOOL_NAMES
 from hoidata.tools.schemas import tool_schemas
 from hoidata.tools.spatial import contact_likelihood
@@ -85,6 +86,7 @@ class HoiEnvironment:
         detector: Detector | None = None,
         imagine_backend: ImagineBackend | None = None,
         *,
+        imagine_cache: ImagineCache | str | None = None,
         min_crop: int | None = None,
         max_calls: int = 8,
         max_detections: int = 50,
@@ -95,6 +97,8 @@ class HoiEnvironment:
         self.imagine_backend: ImagineBackend = (
             imagine_backend if imagine_backend is not None else ContextImagine()
         )
+        # views made ahead of time (``hoidata imagine``), tried before the live backend
+        self.imagine_cache = open_cache(imagine_cache) if isinstance(imagine_cache, str) else imagine_cache
         # the profile's factor by default: the minimum chain-of-focus SFT crops use, so both crop alike
         self.min_crop = self.profile.factor if min_crop is None else int(min_crop)
         self.max_calls = int(max_calls)
@@ -332,7 +336,10 @@ class HoiEnvironment:
         mode = mode.strip().lower()
         model, canonical = self._region(bbox_2d)
         image, box = self._image_and_box(canonical)
-        view = self.imagine_backend.imagine(image, box, mode)
+        cached = (
+            self.imagine_cache.lookup(self._scene.sample_id, canonical, mode) if self.imagine_cache else None
+        )
+        view = cached if cached is not None else self.imagine_backend.imagine(image, box, mode)
         if not isinstance(view, Image.Image):
             raise ToolError("the imagination backend returned no image")
         return [

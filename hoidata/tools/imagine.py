@@ -75,3 +75,10 @@ def imagine_result_text(model_box: np.ndarray, mode: str) -> str:
     if mode == "outpaint":
         return f"Imagined view around {box}, extended beyond the image border (generated, not observed)."
     return f"Wider context of {box}."
+
+
+class NoImagine:
+    """No live backend: a region the cache does not hold is a tool error, never a made-up view."""
+
+    def imagine(self, image: Image.Image, box: np.ndarray, mode: str) -> Image.Image:
+        raise LookupError("no imagined view of this region (the imagine cache holds none near it)")

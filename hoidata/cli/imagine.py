@@ -1,0 +1,43 @@
+"""``hoidata imagine``."""
+
+from __future__ import annotations
+
+import sys
+
+from hoidata.cli.apps import examples, new_app
+from hoidata.cli.options import RunOptions, with_config_options
+from hoidata.cli.params import InputDir, Out
+from hoidata.cli.summary import print_summary
+from hoidata.executors import LocalProcesses, without_options
+from hoidata.io import read_manifest
+from hoidata.pipelines.imagine import ImagineConfig, imagine
+
+app = new_app()
+
+
+@app.command(
+    epilog=examples(
+        "hoidata imagine data/hico-train -o data/imagine-ctx",
+        "hoidata imagine data/hico-train --backend diffusers --model stabilityai/stable-diffusion-2-inpainting "
+        "--device cuda --dp 8 -o data/imagine-sd",
+        "hoidata imagine data/hico-train --backend http --url http://127.0.0.1:8080/imagine --regions union "
+        "-o data/imagine-bagel",
+        "hoidata gen-cot data/hico-boxes --imagine-cache data/imagine-sd --engine vllm --model M -o data/cot",
+    )
+)
+@with_config_options()
+def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunOptions) -> None:
+    """Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves.
+
+    Regions cut by the image border, too small to read, or every pair's union box; views from a
+    diffusers inpainting pipeline, an HTTP service or plain context crops. Rerun to resume.
+    """
+    if cfg.dp > 1:
+        argv = [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1}), "--dp", "1"]
+        gpus_each = 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
+        LocalProcesses(cfg.dp, gpus_each).run(argv, run.shard_spec)
+        done = (out / "manifest.json").is_file()
+        print_summary(read_manifest(out) if done else None, out, shard=run.shard)
+        return
+    manifest = imagine(input_dir, out, cfg, overwrite=run.overwrite, shard=run.shard_spec)
+    print_summary(manifest, out, shard=run.shard)
