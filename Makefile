@@ -6,7 +6,7 @@ STAMP_CORE := $(VENV)/.core-installed
 STAMP_TRAIN := $(VENV)/.train-installed
 STAMP_TEST := $(VENV)/.test-installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench fuzz lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP_TEST)
 	$(BIN)/ruff check hoidata tests bench
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --durations=10
+
+# the seeded fuzz suite with many more cases than `make test` runs (tests/fuzz)
+fuzz: $(STAMP_TEST)
+	HOIDATA_FUZZ=long $(BIN)/python -m pytest -n 2 tests/fuzz
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/run.py

@@ -1,4 +1,18 @@
-"""Image files under an image root: safe relative paths, header sizes, original bytes, decoding."""
+"""Image files under an image root: safe relative paths, header sizes, original bytes, decoding.
+
+Every stage decodes through :func:`decode_image`, so every stage treats odd files alike:
+
+* **frame**: pixels as stored. EXIF orientation is *not* applied: HICO-DET, SWIG-HOI and HOI-QA
+  annotate the stored pixels (their loaders and the COCO API never rotate), so boxes stay right.
+* **modes**: CMYK, palette, grey and alpha images become RGB (alpha dropped); 16- and 32-bit grey
+  images are scaled to 8 bits, not clipped.
+* **limits**: an image over :data:`MAX_IMAGE_PIXELS` (a decompression bomb, or a scan no VLM can
+  take) is refused before its pixels are decoded; truncated and unreadable files raise.
+* **paths**: a relative path that leaves the image root (``..``, an absolute path, a symlink
+  pointing outside, a symlink loop) raises instead of reading.
+
+A stage catches what these raise and rejects the record with the reason; nothing here crashes a shard.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+MAX_IMAGE_PIXELS = 150_000_000  # 150 MP: far above any HOI dataset, far below a bomb's billions
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow refuses twice this even in header-only opens
 
 
 def safe_relative_path(name: str) -> str | None:
@@ -31,31 +49,36 @@ class ImageInfo:
     error: str | None = None
 
 
-def probe(path: Path, embed: bool) -> ImageInfo:
-    """Read an image header (and, when embedding, its bytes, never re-encoded)."""
+def probe(path: Path, embed: bool, root: Path | None = None) -> ImageInfo:
+    """Read an image header (and, when embedding, its bytes, never re-encoded); under ``root`` when
+    given (a symlink out of it, or a loop, is an error)."""
     try:
-        if embed:
-            data = path.read_bytes()
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
-            return ImageInfo(w, h, data)
-        with Image.open(path) as im:
+        if root is not None:
+            path = path_under(root, str(path.relative_to(root)))
+        data = path.read_bytes() if embed else None
+        with check_image_header(data) if data is not None else Image.open(path) as im:
             w, h = im.size
-        return ImageInfo(w, h)
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ValueError(f"image of {w}x{h} pixels refused (limit {MAX_IMAGE_PIXELS:,})")
+        return ImageInfo(w, h, data)
     except FileNotFoundError:
         return ImageInfo(error=f"image not found: {path}")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, RuntimeError, Image.DecompressionBombError) as e:
         return ImageInfo(error=f"unreadable image {path}: {e}")
 
 
 def probe_many(
-    paths: list[Path], embed: bool, workers: int | None = None, progress: object = None
+    paths: list[Path],
+    embed: bool,
+    workers: int | None = None,
+    progress: object = None,
+    root: Path | None = None,
 ) -> list[ImageInfo]:
     """:func:`probe` over many files with a thread pool (the work is file I/O)."""
     workers = workers or min(16, (os.cpu_count() or 2) * 4)
     with ThreadPoolExecutor(workers) as pool:
         out = []
-        for info in pool.map(lambda p: probe(p, embed), paths, chunksize=64):
+        for info in pool.map(lambda p: probe(p, embed, root), paths, chunksize=64):
             out.append(info)
             if progress is not None:
                 progress.update(1)  # type: ignore[attr-defined]
@@ -64,13 +87,53 @@ def probe_many(
 
 def open_image(image: dict[str, Any], root: str | Path | None) -> Image.Image:
     """A dataset's image struct (``{bytes, path}``) decoded as RGB; ``path`` is under ``root``."""
+    return decode_image(image_bytes(image, root))
+
+
+def image_bytes(image: dict[str, Any], root: str | Path | None) -> bytes:
+    """The stored bytes of an image struct, or those of its file under ``root`` (never outside it)."""
     data = image.get("bytes")
-    if data is None:
-        if not root or not image.get("path"):
-            raise ValueError("image has neither bytes nor a path under an image root")
-        data = (Path(root) / image["path"]).read_bytes()
+    if data is not None:
+        return bytes(data)
+    if not root or not image.get("path"):
+        raise ValueError("image has neither bytes nor a path under an image root")
+    return path_under(root, image["path"]).read_bytes()
+
+
+def path_under(root: str | Path, name: str) -> Path:
+    """``root / name``, refused when it leaves ``root`` (``..``, absolute, a symlink out or a loop)."""
+    rel = safe_relative_path(name)
+    if rel is None:
+        raise ValueError(f"image path {name!r} leaves the image root")
+    base = Path(root).resolve()
+    path = (base / rel).resolve(strict=True)  # raises on a missing file or a symlink loop
+    if not path.is_relative_to(base):
+        raise ValueError(f"image path {name!r} resolves outside the image root (a symlink?)")
+    return path
+
+
+def check_image_header(data: bytes) -> Image.Image:
+    """The image opened lazily (header only), refused when it is no image or over the pixel limit."""
     im = Image.open(io.BytesIO(data))
+    w, h = im.size
+    if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"image of {w}x{h} pixels refused (limit {MAX_IMAGE_PIXELS:,}: a decompression bomb?)"
+        )
+    return im
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Bytes → an RGB image, by the rules in the module docstring."""
+    im = check_image_header(data)
     im.load()
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        pixels = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(pixels.max()), 1.0)
+        im = Image.fromarray(np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif im.mode == "F":
+        pixels = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(np.nan_to_num(pixels) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     return im.convert("RGB")
 
 

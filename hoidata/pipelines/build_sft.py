@@ -10,6 +10,7 @@ Records in are images; an image that yields no sample (no interaction to ask abo
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from hoidata.io import (
     require_stage,
     run_stage_on_shards,
 )
+from hoidata.io.images import check_image_header, decode_image, image_bytes
 from hoidata.options import option, recorded
 from hoidata.pipelines.build_sft_qa import CONVERSATIONS, qa_samples
 from hoidata.profiles import Profile, get_profile
@@ -141,36 +143,71 @@ def build_sft(
 def build_table(
     table: pa.Table, profile: Profile, cfg: BuildSftConfig, mode: str, root: str | None, source_file: str = ""
 ) -> tuple[pa.Table, pa.Table]:
-    """One boxed table → (SFT samples, rejects)."""
+    """One boxed table → (SFT samples, rejects); an image that cannot be read is a record reject."""
     table = table.combine_chunks()
-    it = tasks.flatten(table)
-    width = table["width"].to_numpy(zero_copy_only=False).astype(np.float64)
-    height = table["height"].to_numpy(zero_copy_only=False).astype(np.float64)
-    rw = table["resized_width"].to_numpy(zero_copy_only=False).astype(np.int64)
-    rh = table["resized_height"].to_numpy(zero_copy_only=False).astype(np.int64)
     images = (
         table["image"].combine_chunks()
         if table.num_rows
         else pa.array([], SFT_SCHEMA.field("images").type.value_type)
     )
+    rw = table["resized_width"].to_numpy(zero_copy_only=False).astype(np.int64)
+    rh = table["resized_height"].to_numpy(zero_copy_only=False).astype(np.int64)
     loader = _ImageLoader(images, root)
+    # embed/resize read every image; cof decodes them for its crops: a bad one is caught here, per record
     if mode == "resize":
-        images = _resized_images(images, loader, rw, rh, cfg.threads)
+        images, failed = _resized_images(images, loader, rw, rh, cfg.threads)
+    elif mode == "embed":
+        images, failed = _embedded_images(images, loader, cfg.threads)
+    elif cfg.task == "cof":
+        failed = _unreadable(loader, len(images), cfg.threads)
+    else:
+        failed = {}
+    if mode == "path":
+        images = pa.StructArray.from_arrays(
+            [pa.nulls(len(images), pa.binary()), images.field("path")], names=["bytes", "path"]
+        )
+    image_rejects = _image_rejects(table, failed, source_file)
+    if failed:
+        keep = np.ones(table.num_rows, bool)
+        keep[list(failed)] = False
+        table, images = table.filter(pa.array(keep)), images.filter(pa.array(keep))
+        rw, rh = rw[keep], rh[keep]
+        source_rows = np.flatnonzero(keep)
+    else:
+        source_rows = np.arange(table.num_rows)
+    loader = _ImageLoader(images, root)
+    it = tasks.flatten(table)
+    width = table["width"].to_numpy(zero_copy_only=False).astype(np.float64)
+    height = table["height"].to_numpy(zero_copy_only=False).astype(np.float64)
+    if mode == "resize":
         sx, sy = rw / np.maximum(width, 1), rh / np.maximum(height, 1)
         for name in ("person", "object_box"):
             boxes = getattr(it, name)
             boxes[:, 0::2] *= sx[it.row, None]
             boxes[:, 1::2] *= sy[it.row, None]
         width, height = rw.astype(np.float64), rh.astype(np.float64)
-        loader = _ImageLoader(images, root)
-    elif mode == "embed":
-        images = _embedded_images(images, loader, cfg.threads)
-        loader = _ImageLoader(images, root)
-    elif mode == "path":
-        images = pa.StructArray.from_arrays(
-            [pa.nulls(len(images), pa.binary()), images.field("path")], names=["bytes", "path"]
+    samples, rejects = _samples(table, it, images, loader, profile, cfg, width, height, rw, rh, source_file)
+    if len(source_rows) and rejects.num_rows:  # record indices of the input table, not of the kept rows
+        at = rejects.schema.get_field_index("record_index")
+        rejects = rejects.set_column(
+            at, "record_index", pa.array(source_rows[rejects["record_index"].to_numpy()])
         )
+    return samples, pa.concat_tables([image_rejects, rejects.cast(REJECTS_SCHEMA)])
 
+
+def _samples(
+    table: pa.Table,
+    it: tasks.Interactions,
+    images: pa.StructArray,
+    loader: _ImageLoader,
+    profile: Profile,
+    cfg: BuildSftConfig,
+    width: np.ndarray,
+    height: np.ndarray,
+    rw: np.ndarray,
+    rh: np.ndarray,
+    source_file: str,
+) -> tuple[pa.Table, pa.Table]:
     if cfg.task == "hoiqa":
         sizes = (
             table["width"].to_numpy(zero_copy_only=False).astype(np.float64),
@@ -269,54 +306,99 @@ def _with_crops(images: pa.StructArray, row: np.ndarray, crops: list[bytes | Non
 
 
 class _ImageLoader:
-    """Opens row images from embedded bytes or from the image root."""
+    """Opens row images from embedded bytes or from the image root (never outside it)."""
 
     def __init__(self, images: pa.StructArray, root: str | None) -> None:
-        self.images, self.root = images, Path(root) if root else None
+        self.images, self.root = images, root
 
     def raw(self, row: int) -> bytes:
-        b = self.images.field("bytes")[row].as_py()
-        if b is not None:
-            return b
-        path = self.images.field("path")[row].as_py()
-        if self.root is None or path is None:
-            raise HoidataError("image has neither bytes nor a path under an image root", record=row)
-        return (self.root / path).read_bytes()
+        image = {
+            "bytes": self.images.field("bytes")[row].as_py(),
+            "path": self.images.field("path")[row].as_py(),
+        }
+        return image_bytes(image, self.root)
 
     def open(self, row: int) -> Image.Image:
-        im = Image.open(io.BytesIO(self.raw(row)))
-        im.load()
-        return im
+        return decode_image(self.raw(row))
 
 
-def _embedded_images(images: pa.StructArray, loader: _ImageLoader, threads: int) -> pa.StructArray:
-    """Original bytes for every row (no re-encoding)."""
-    if images.field("bytes").null_count == 0:
-        return images
+def _each(fn: Callable[[int], bytes], n: int, threads: int) -> tuple[list[bytes | None], dict[int, str]]:
+    """``fn`` of every row in threads; a row that raises gets None and its reason."""
+
+    def attempt(row: int) -> bytes | str:
+        try:
+            return fn(row)
+        except Exception as e:  # a bad file is the record's problem, never the shard's
+            return f"{type(e).__name__}: {e}"
+
     with ThreadPoolExecutor(threads) as pool:
-        data = list(pool.map(loader.raw, range(len(images))))
+        got = list(pool.map(attempt, range(n)))
+    failed = {i: g for i, g in enumerate(got) if isinstance(g, str)}
+    return [None if isinstance(g, str) else g for g in got], failed
+
+
+def _unreadable(loader: _ImageLoader, n: int, threads: int) -> dict[int, str]:
+    """Rows whose image does not decode (chain-of-focus crops need the pixels)."""
+
+    def decodes(row: int) -> bytes:
+        loader.open(row)
+        return b""
+
+    return _each(decodes, n, threads)[1]
+
+
+def _embedded_images(
+    images: pa.StructArray, loader: _ImageLoader, threads: int
+) -> tuple[pa.StructArray, dict[int, str]]:
+    """Original bytes for every row (no re-encoding), each checked to be an image within the limits."""
+
+    def one(row: int) -> bytes:
+        data = loader.raw(row)
+        check_image_header(data)
+        return data
+
+    data, failed = _each(one, len(images), threads)
     return pa.StructArray.from_arrays(
         [pa.array(data, pa.binary()), images.field("path")], names=["bytes", "path"]
-    )
+    ), failed
 
 
 def _resized_images(
     images: pa.StructArray, loader: _ImageLoader, rw: np.ndarray, rh: np.ndarray, threads: int
-) -> pa.StructArray:
+) -> tuple[pa.StructArray, dict[int, str]]:
     """Every image resized (bicubic, as the Qwen processors) to the profile's smart_resize size, so that
     the processor's own resize is the identity and training and vLLM see the same pixels."""
 
     def one(row: int) -> bytes:
-        im = loader.open(row)
-        fmt = "JPEG" if im.format == "JPEG" else "PNG"
+        raw = loader.raw(row)
+        im = decode_image(raw)
+        fmt = "JPEG" if raw[:3] == b"\xff\xd8\xff" else "PNG"
         size = (int(rw[row]), int(rh[row]))
-        resized = im if im.size == size else im.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        resized = im if im.size == size else im.resize(size, Image.Resampling.BICUBIC)
         return _encode(resized, fmt)
 
-    with ThreadPoolExecutor(threads) as pool:
-        data = list(pool.map(one, range(len(images))))
+    data, failed = _each(one, len(images), threads)
     return pa.StructArray.from_arrays(
         [pa.array(data, pa.binary()), images.field("path")], names=["bytes", "path"]
+    ), failed
+
+
+def _image_rejects(table: pa.Table, failed: dict[int, str], source_file: str) -> pa.Table:
+    rows = sorted(failed)
+    ids = table["sample_id"].take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+    return pa.Table.from_pylist(
+        [
+            {
+                "source_file": source_file,
+                "record_index": r,
+                "sample_id": sid,
+                "field": "image",
+                "reason": failed[r],
+                "raw": None,
+            }
+            for r, sid in zip(rows, ids, strict=True)
+        ],
+        schema=REJECTS_SCHEMA,
     )
 
 

@@ -205,7 +205,7 @@ def _probe_images(
             paths.append(root / rel)  # type: ignore[operator]
     if bar is not None:
         bar.update((hi - lo) - len(todo))
-    for i, info in zip(todo, probe_many(paths, cfg.embed_images, progress=bar), strict=True):
+    for i, info in zip(todo, probe_many(paths, cfg.embed_images, progress=bar, root=root), strict=True):
         out[i - lo] = info
         if info.error:
             errors[i] = RecordError(batch.field_name("file_name"), info.error)

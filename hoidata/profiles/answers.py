@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from hoidata.perf import paused_gc
 from hoidata.profiles.json_scan import gather_strings, scan_answers
 from hoidata.profiles.text import ANSWER, BoxStyle, taxonomy_name, token_entry
+from hoidata.schemas.text import valid_text
 
 _ANSWER_OPEN, _ANSWER_CLOSE = ANSWER
 _VERB_SPLIT = re.compile(r"\s*(?:[,;\n/|]|\band\b|\bor\b)\s*")
@@ -91,8 +92,8 @@ def answer_body(text: str) -> str:
 def parse_answers(profile: AnswerFormat, texts: Sequence[str], widths: Any, heights: Any) -> Answers:
     """Every HOI answer entry in ``texts``; ``widths``/``heights`` (scalars or per text) are the
     canonical frame each text's boxes are converted back to."""
-    if not set(map(type, texts)) <= {str}:  # a text that is no string reads as empty
-        texts = [t if isinstance(t, str) else "" for t in texts]
+    # a text that is no string reads as empty; invalid Unicode (lone surrogates) as U+FFFD
+    texts = [valid_text(t) if isinstance(t, str) else "" for t in texts]
     read = _json_entries if profile.style is BoxStyle.JSON else _token_entries
     entries = read(texts)
     label = pc.utf8_lower(pc.utf8_trim_whitespace(entries.label))
@@ -131,7 +132,7 @@ def parse_verbs(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     verbs: list[str] = []
     for text in texts:
         seen: set[str] = set()
-        body = answer_body(text) if isinstance(text, str) else ""
+        body = answer_body(valid_text(text)) if isinstance(text, str) else ""
         for part in _VERB_SPLIT.split(body):
             name = _name(part.strip(_VERB_STRIP))
             if name and name not in seen and len(name) <= 64:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from hoidata.schemas.text import valid_text
 from hoidata.tools.environment import is_tool_error
 
 TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
@@ -52,6 +53,7 @@ def rollouts(completions: Sequence[Any]) -> list[Rollout]:
 def rollout(completion: Any) -> Rollout:
     """A completion as a string, a message dict or a list of messages → :class:`Rollout`."""
     if isinstance(completion, str):
+        completion = valid_text(completion)
         if "<tool_call>" not in completion:  # the common case, kept cheap
             return Rollout([completion], [0])
         messages: list[Any] = [{"role": "assistant", "content": completion}]
@@ -72,7 +74,7 @@ def rollout(completion: Any) -> Rollout:
         if role == "assistant":
             reasoning = m.get("reasoning_content")  # response parsers (Qwen3) lift <think> out
             if isinstance(reasoning, str) and "<think>" not in text:
-                text = f"<think>{reasoning}</think>{text}"
+                text = f"<think>{valid_text(reasoning)}</think>{text}"
             structured = m.get("tool_calls") or []
             found = [_structured_call(c) for c in structured] if structured else []
             if TOOL_CALL_BLOCK.search(text):
@@ -90,12 +92,16 @@ def rollout(completion: Any) -> Rollout:
 
 
 def content_text(content: Any) -> str:
-    """Message content as text: a string, or the text blocks of a content list joined."""
+    """Message content as text (valid UTF-8): a string, or the text blocks of a content list joined."""
     if isinstance(content, str):
-        return content
+        return valid_text(content)
     if isinstance(content, list):
-        return "".join(
-            b.get("text") or "" for b in content if isinstance(b, dict) and b.get("type") == "text"
+        return valid_text(
+            "".join(
+                b["text"]
+                for b in content
+                if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+            )
         )
     return ""
 

@@ -1,0 +1,167 @@
+"""Hostile image files through every stage that opens images: each is a record-level reject with a
+reason (or, for odd but valid files, an RGB image in the stored frame), never a crashed shard."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from hoidata.io import read_manifest, read_table
+from hoidata.io.images import MAX_IMAGE_PIXELS, decode_image, image_bytes, path_under
+from hoidata.pipelines.boxes import BoxesConfig, boxes
+from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+from hoidata.pipelines.convert import ConvertConfig, convert
+from hoidata.pipelines.imagine import ImagineConfig, imagine
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width × height`` (a decompression bomb's calling card)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _save(im: Image.Image, fmt: str, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _variants(original: Image.Image) -> dict[str, bytes | None]:
+    """name → file bytes (None: made on disk as a link)."""
+    jpeg = _save(original, "JPEG", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    grey16 = Image.fromarray(np.asarray(original.convert("L"), np.uint16) * 257).convert("I;16")
+    return {
+        "truncated": jpeg[: len(jpeg) // 2],
+        "empty": b"",
+        "garbage": os.urandom(512),
+        "bomb": _png_header_only(40_000, 40_000),
+        "cmyk": _save(original.convert("CMYK"), "JPEG"),
+        "grey16": _save(grey16, "PNG"),
+        "palette": _save(original.convert("P"), "PNG"),
+        "alpha": _save(original.convert("RGBA"), "PNG"),
+        "exif_rotated": _save(original, "JPEG", exif=exif),
+        "escape": None,
+        "loop": None,
+    }
+
+
+BROKEN = {"truncated", "empty", "garbage", "bomb", "escape", "loop"}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo's test scenes, converted without image checks, with images replaced by hostile files."""
+    from hoidata.demo import make_raw
+
+    root = tmp_path_factory.mktemp("hostile")
+    files = make_raw(root / "raw", n_train=1, n_test=len(_variants(Image.new("RGB", (4, 4)))) + 3)
+    images = root / "raw" / "images" / "test"
+    cfg = ConvertConfig(
+        source="hico",
+        annotations=str(files["test"]),
+        split="test",
+        images=str(images),
+        box_origin="one-based",
+    )
+    convert(cfg, root / "canonical", progress=False)
+    table = read_table(root / "canonical")
+    names = table["image"].combine_chunks().field("path").to_pylist()
+    (root / "outside.jpg").write_bytes((images / names[0]).read_bytes())
+    kinds = {}
+    for name, kind in zip(names, _variants(Image.new("RGB", (4, 4))), strict=False):
+        path = images / name
+        data = _variants(Image.open(path).convert("RGB"))[kind]  # this record's own pixels, made hostile
+        path.unlink()
+        if kind == "escape":
+            path.symlink_to(root / "outside.jpg")
+        elif kind == "loop":
+            path.symlink_to(path)
+        else:
+            path.write_bytes(data)  # type: ignore[arg-type]
+        kinds[table["sample_id"][names.index(name)].as_py()] = kind
+    boxes(root / "canonical", root / "boxes", BoxesConfig())
+    return {"root": root, "kinds": kinds, "n": table.num_rows, "images": images}
+
+
+def _rejected(out: Path) -> dict[str, str]:
+    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+    return {r["sample_id"].split(":")[0]: r["reason"] for r in rejects if r["sample_id"]}
+
+
+def test_decoding_rules(hostile: dict[str, Any]) -> None:
+    images = hostile["images"]
+    for sid, kind in hostile["kinds"].items():
+        name = next(p.name for p in images.iterdir() if p.name.startswith(sid.rsplit("/", 1)[1]))
+        if kind in BROKEN:
+            with pytest.raises(Exception):  # noqa: B017 - each kind raises its own error
+                decode_image(image_bytes({"bytes": None, "path": name}, images))
+            continue
+        im = decode_image(image_bytes({"bytes": None, "path": name}, images))
+        assert im.mode == "RGB"
+        stored = Image.open(images / name)
+        assert im.size == stored.size  # the stored frame: EXIF orientation is not applied
+        if kind == "grey16":
+            assert 20 < np.asarray(im).mean() < 235  # scaled from 16 bits, not clipped to white
+    with pytest.raises(ValueError, match="leaves the image root"):
+        path_under(images, "../outside.jpg")
+    assert MAX_IMAGE_PIXELS < 40_000 * 40_000
+
+
+@pytest.mark.parametrize("mode", ["embed", "resize", "cof"])
+def test_build_sft_rejects_each_broken_image(hostile: dict[str, Any], tmp_path: Path, mode: str) -> None:
+    cfg = (
+        BuildSftConfig(task="cof", images="path", tool_share=1.0)
+        if mode == "cof"
+        else BuildSftConfig(images=mode)
+    )
+    m = build_sft(hostile["root"] / "boxes", tmp_path / "sft", cfg)
+    assert m.counts["in"] == m.counts["out"] + m.counts["rejected"] == hostile["n"]
+    rejected = _rejected(tmp_path / "sft")
+    broken = {sid for sid, kind in hostile["kinds"].items() if kind in BROKEN}
+    if mode == "embed":  # headers only: a truncated body is found by whoever decodes it
+        broken.discard(next(s for s, k in hostile["kinds"].items() if k == "truncated"))
+    assert set(rejected) == broken, rejected
+    kept = {r["source_id"] for r in read_table(tmp_path / "sft", ["source_id"]).to_pylist()}
+    assert not kept & broken
+
+
+def test_imagine_and_convert_reject_broken_images(hostile: dict[str, Any], tmp_path: Path) -> None:
+    m = imagine(
+        hostile["root"] / "canonical", tmp_path / "views", ImagineConfig(regions=("union",)), progress=False
+    )
+    assert m.counts["in"] == m.counts["out"] + m.counts["rejected"]
+    broken = {sid for sid, kind in hostile["kinds"].items() if kind in BROKEN}
+    assert set(_rejected(tmp_path / "views")) == broken
+    files = read_manifest(hostile["root"] / "canonical").config
+    cfg = ConvertConfig(
+        source="hico",
+        annotations=files["annotations"],
+        split="test",
+        images=str(hostile["images"]),
+        box_origin="one-based",
+    )
+    m = convert(cfg, tmp_path / "checked", progress=False)
+    reasons = _rejected(tmp_path / "checked")
+    header_broken = {sid for sid, kind in hostile["kinds"].items() if kind in BROKEN - {"truncated"}}
+    assert set(reasons) == header_broken, reasons
+    assert all(len(r.splitlines()) == 1 for r in reasons.values())
