@@ -321,3 +321,43 @@ def test_gen_cot_serves_imagine_from_the_cache(tiny_boxes: Any, service: Service
     # tool results are stored as user turns after the prompt (see hoidata.gen.records)
     results = [[b["text"] for b in r["messages"][2]["content"] if b["text"]] for r in rows]
     assert all("Imagined view" in "".join(t) for t in results), results[0]
+
+
+def test_sigterm_stops_cleanly_and_the_rerun_resumes(
+    canonical: Path, tmp_path: Path, service: Service
+) -> None:
+    service.delay = 0.15
+    args = [
+        sys.executable,
+        "-m",
+        "hoidata",
+        "imagine",
+        str(canonical),
+        "--backend",
+        "http",
+        "--url",
+        service.url + "/ok",
+        "--regions",
+        "cut,union",
+        "--shard-size",
+        "3",
+        "--concurrency",
+        "1",
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    data = tmp_path / "out" / "data"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(data.glob("*.parquet"))) < 1:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    for shard in data.glob("*.parquet"):  # what is there is whole
+        pq.read_table(shard)
+    service.delay = 0.0
+    subprocess.run(args, check=True, capture_output=True)
+    m = read_manifest(tmp_path / "out")
+    assert m.counts["in"] == read_manifest(canonical).counts["out"] and len(m.shards) == 8

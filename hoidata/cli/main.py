@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import Annotated, Any, NamedTuple
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors become one line on stderr and exit code 2 (``--debug`` shows the traceback)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("HOIDATA_DEBUG"))
+    signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop: as clean as Ctrl-C
     try:
         app(args=[a for a in args if a != "--debug"])  # --debug is accepted anywhere on the line
     except HoidataError as e:
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> Any:
         where = f"{e.filename}: " if e.filename else ""
         typer.echo(f"error: {where}{e.strerror or e}", err=True)
         sys.exit(2)
+    except Terminated:
+        typer.echo("terminated: finished shards are kept; rerun the same command to resume", err=True)
+        sys.exit(143)
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to resume", err=True)
         sys.exit(130)
@@ -110,3 +115,13 @@ def main(argv: list[str] | None = None) -> Any:
         if e.code == 130:  # typer turns Ctrl-C inside a command into exit code 130, silently
             typer.echo("interrupted: rerun the same command to resume", err=True)
         raise
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is: written shards stay, the one being written never
+    appears (shards are renamed into place when complete). A BaseException, like Ctrl-C's, so no
+    ``except Exception`` on the way swallows it."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
