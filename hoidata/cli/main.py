@@ -37,6 +37,9 @@ COMMANDS = {
     "gen-cot": Command(
         "gen_cot", "Generate tool-augmented chain-of-thought rollouts, scored with the GRPO rewards."
     ),
+    "gen-prefs": Command(
+        "gen_prefs", "Sample boxes, crops and answers from a box-then-answer policy, judged: preferences for DPO."
+    ),
     "imagine": Command(
         "imagine", "Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves."
     ),

@@ -3,6 +3,7 @@
 Tasks: ``referring`` (boxes → actions), ``grounding`` (action → every matching pair), ``detection``
 (image → every triplet), ``cof`` (chain-of-focus: zoom-in tool call with the real crop) and
 ``spatial`` (referring with ``refer_boxes = [person, object, union]`` for spatial-linking models) and
+``box-answer`` (referring asked box first: the region as a box, its crop, then the answer) and
 ``hoiqa`` (the dataset's QA items, HOI-QA's or ``hoidata qa``'s: :mod:`hoidata.pipelines.build_sft_qa`).
 Records in are images; an image that yields no sample (no interaction to ask about) is a reject.
 """
@@ -38,6 +39,7 @@ from hoidata.pipelines.build_sft_qa import CONVERSATIONS, qa_samples
 from hoidata.profiles import Profile, get_profile
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.sft import qa, tasks
+from hoidata.sft.box_answer import box_answer_columns
 from hoidata.sft.cof import cof_columns
 from hoidata.sft.messages import single_turn
 from hoidata.sft.schema import SFT_SCHEMA, sft_features
@@ -158,7 +160,7 @@ def build_table(
         images, failed = _resized_images(images, loader, rw, rh, cfg.threads)
     elif mode == "embed":
         images, failed = _embedded_images(images, loader, cfg.threads)
-    elif cfg.task == "cof":
+    elif cfg.task in ("cof", "box-answer"):
         failed = _unreadable(loader, len(images), cfg.threads)
     else:
         failed = {}
@@ -257,6 +259,11 @@ def _samples(
         )
         if uses_tool.any():
             image_lists = _with_crops(images, row, crops)
+    elif cfg.task == "box-answer":
+        messages, crops = box_answer_columns(
+            it, units, profile, width[row], height[row], loader.open, _encode_crop
+        )
+        image_lists = _with_crops(images, row, crops)
     else:
         messages = single_turn(units.question, units.answer)
     refer = (

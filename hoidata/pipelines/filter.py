@@ -71,6 +71,22 @@ DPO_SCHEMA = pa.schema(
 )
 
 
+def dpo_features() -> dict[str, Any]:
+    """The `datasets` Features of :data:`DPO_SCHEMA`."""
+    messages = sft_features(True)["messages"]
+    return {
+        "sample_id": {"dtype": "string", "_type": "Value"},
+        "prompt_id": {"dtype": "string", "_type": "Value"},
+        "images": sft_features(True)["images"],
+        "prompt": messages,
+        "chosen": messages,
+        "rejected": messages,
+        "chosen_reward": {"dtype": "float64", "_type": "Value"},
+        "rejected_reward": {"dtype": "float64", "_type": "Value"},
+        "tools": {"dtype": "string", "_type": "Value"},
+    }
+
+
 def filter_sft(
     input_dir: Path | str,
     out: Path | str,
@@ -166,17 +182,7 @@ def filter_prefs(
                 reason[i] = "no pair with enough reward margin"
         return pa.Table.from_pylist(pairs, DPO_SCHEMA), _rejects(table, np.array(reason, object))
 
-    features = {
-        "sample_id": {"dtype": "string", "_type": "Value"},
-        "prompt_id": {"dtype": "string", "_type": "Value"},
-        "images": sft_features(True)["images"],
-        "prompt": sft_features(True)["messages"],
-        "chosen": sft_features(True)["messages"],
-        "rejected": sft_features(True)["messages"],
-        "chosen_reward": {"dtype": "float64", "_type": "Value"},
-        "rejected_reward": {"dtype": "float64", "_type": "Value"},
-        "tools": {"dtype": "string", "_type": "Value"},
-    }
+    features = dpo_features()
     return _run(
         input_dir,
         out,

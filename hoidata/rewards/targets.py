@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from hoidata.profiles.answers import Flat
 
-VERB_TASKS = ("referring", "spatial", "cof")  # answers name verbs
+VERB_TASKS = ("referring", "spatial", "cof", "box-answer")  # answers name verbs
 GROUNDING = "grounding"  # answers are pairs of boxes
 DETECTION = "detection"  # answers are labelled pairs; the default for other tasks
 

@@ -20,7 +20,7 @@ from hoidata.profiles.text import BoxStyle, join_texts
 from hoidata.sft import prompts
 from hoidata.sft.schema import PAIR
 
-TASKS = ("referring", "grounding", "detection", "cof", "spatial", "hoiqa")
+TASKS = ("referring", "grounding", "detection", "cof", "spatial", "hoiqa", "box-answer")
 
 
 @dataclass

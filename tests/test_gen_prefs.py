@@ -1,0 +1,131 @@
+"""Box-then-answer preferences: build-sft box-answer -> gen-prefs -> filter box-prefs / answer-prefs."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hoidata.engines import Generation, Sampling
+from hoidata.io import read_manifest, read_table
+from hoidata.io.images import open_image
+from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+from hoidata.pipelines.filter_box_prefs import FilterBoxPrefsConfig, filter_box_prefs
+from hoidata.pipelines.gen_prefs import GenPrefsConfig, gen_prefs
+from hoidata.profiles import get_profile
+from hoidata.sft.box_answer import first_box
+from hoidata.tools.zoom import crop
+
+
+class Policy:
+    """Half its boxes are the pair's union (answered right), half a corner box (answered wrong);
+    with ``all_right`` every box is the union (so gen-prefs must add a negative)."""
+
+    name, model = "scripted", "policy"
+
+    def __init__(self, answers: dict[str, str], all_right: bool = False) -> None:
+        self.answers, self.all_right = answers, all_right
+
+    def generate(
+        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
+    ) -> list[list[Generation]]:
+        out = []
+        for c in conversations:
+            question = c[0]["content"][1]["text"]
+            if len(c) == 1:  # the box turn
+                b = np.array(re.findall(r"\[(\d+), (\d+), (\d+), (\d+)\]", question), int)
+                union = f"<box>[{b[:, 0].min()}, {b[:, 1].min()}, {b[:, 2].max()}, {b[:, 3].max()}]</box>"
+                texts = [
+                    union if self.all_right or k % 2 == 0 else "<box>[0, 0, 12, 12]</box>"
+                    for k in range(sampling.n)
+                ]
+            else:  # the answer turn, after the crop
+                right = "[0, 0, 12, 12]" not in c[1]["content"]
+                texts = [
+                    f"<answer>{self.answers[question] if right and k else 'kick'}</answer>"
+                    for k in range(sampling.n)
+                ]
+            out.append([Generation(t, 10, 5) for t in texts])
+        return out
+
+
+@pytest.fixture(scope="module")
+def warmup(tiny_boxes: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("box-answer") / "sft"
+    build_sft(tiny_boxes(10), out, BuildSftConfig(task="box-answer"))
+    return out
+
+
+def _answers(sft: Path) -> dict[str, str]:
+    rows = read_table(sft).to_pylist()
+    return {
+        r["messages"][0]["content"][1]["text"]: r["messages"][3]["content"][0]["text"][8:-9] for r in rows
+    }
+
+
+def test_box_answer_traces_crop_their_box(warmup: Path) -> None:
+    m = read_manifest(warmup)
+    profile = get_profile(*m.profile_spec)
+    for r in read_table(warmup).to_pylist():
+        assert [x["role"] for x in r["messages"]] == ["user", "assistant", "user", "assistant"]
+        box = first_box(r["messages"][1]["content"][0]["text"], profile, r["width"], r["height"])
+        scene = open_image(r["images"][0], m.config["images"])
+        shown = Image.open(io.BytesIO(r["images"][1]["bytes"]))
+        assert np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(crop(scene, box, profile.factor)))
+
+
+def test_gen_prefs_then_both_filters(warmup: Path, tmp_path: Path) -> None:
+    cfg = GenPrefsConfig(engine="scripted", model="policy", boxes=4, answers=4, shard_size=3)
+    m = gen_prefs(warmup, tmp_path / "prefs", cfg, lambda: Policy(_answers(warmup)), progress=False)
+    n = read_manifest(warmup).counts["rows"]
+    assert m.counts == {"in": n, "out": n, "rejected": 0}
+    rows = read_table(tmp_path / "prefs").to_pylist()
+    profile = get_profile(*read_manifest(warmup).profile_spec)
+    root = read_manifest(warmup).config["images"]
+    crops = 0
+    for r in rows:
+        scene = open_image(r["images"][0], root)
+        for c in r["candidates"]:
+            assert len(c["answers"]) == len(c["accuracy"]) == 4
+            assert c["score"] == pytest.approx(np.mean(c["accuracy"]))
+            # every crop is the image cropped at its box, pixel for pixel
+            shown = np.asarray(Image.open(io.BytesIO(r["images"][c["crop"]]["bytes"])).convert("RGB"))
+            assert np.array_equal(shown, np.asarray(crop(scene, np.array(c["box"]), profile.factor)))
+            crops += 1
+        scores = sorted(c["score"] for c in r["candidates"])
+        assert scores[0] == 0.0 and scores[-1] == 0.75  # the corner box never, the union 3 of 4
+    assert crops == 4 * len(rows)
+    strict = FilterBoxPrefsConfig()
+    m1 = filter_box_prefs(tmp_path / "prefs", tmp_path / "boxes", strict, "box")
+    assert m1.counts["out"] == 0 and m1.counts["rejected"] == n  # 0.75 < 0.8: no box works by the defaults
+    loose = FilterBoxPrefsConfig(min_high=0.7, chosen=0.7)
+    m1 = filter_box_prefs(tmp_path / "prefs", tmp_path / "boxes2", loose, "box")
+    m2 = filter_box_prefs(tmp_path / "prefs", tmp_path / "answers", loose, "answer")
+    assert m1.counts["rows"] == m2.counts["rows"] == n
+    for p in read_table(tmp_path / "boxes2").to_pylist():
+        assert p["chosen_reward"] >= 0.7 >= 0.2 >= p["rejected_reward"]
+        assert "[0, 0, 12, 12]" in p["rejected"][0]["content"][0]["text"] and len(p["images"]) == 1
+    for p in read_table(tmp_path / "answers").to_pylist():
+        assert len(p["images"]) == 2 and p["rejected"][0]["content"][0]["text"] == "<answer>kick</answer>"
+        assert [m["role"] for m in p["prompt"]] == ["user", "assistant", "user"]
+
+
+def test_negative_box_when_every_candidate_overlaps(warmup: Path, tmp_path: Path) -> None:
+    cfg = GenPrefsConfig(engine="scripted", model="policy", boxes=3, answers=2, negative_iou=0.5)
+    gen_prefs(
+        warmup, tmp_path / "prefs", cfg, lambda: Policy(_answers(warmup), all_right=True), progress=False
+    )
+    for r in read_table(tmp_path / "prefs").to_pylist():
+        origins = [c["origin"] for c in r["candidates"]]
+        assert origins == ["policy"] * 3 + ["negative"]
+        neg, target = np.array(r["candidates"][-1]["box"]), np.array(r["target"])
+        lt, rb = np.maximum(neg[:2], target[:2]), np.minimum(neg[2:], target[2:])
+        inter = np.prod(np.clip(rb - lt, 0, None))
+        union = np.prod(neg[2:] - neg[:2]) + np.prod(target[2:] - target[:2]) - inter
+        assert inter / union < 0.5
