@@ -38,7 +38,8 @@ COMMANDS = {
         "gen_cot", "Generate tool-augmented chain-of-thought rollouts, scored with the GRPO rewards."
     ),
     "gen-prefs": Command(
-        "gen_prefs", "Sample boxes, crops and answers from a box-then-answer policy, judged: preferences for DPO."
+        "gen_prefs",
+        "Sample boxes, crops and answers from a box-then-answer policy, judged: preferences for DPO.",
     ),
     "imagine": Command(
         "imagine", "Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves."
@@ -52,6 +53,14 @@ COMMANDS = {
     ),
     "predict": Command("predict", "Ask a model for every HOI in every image; write predictions for eval."),
     "eval": Command("eval", "Evaluate predictions against a ground-truth dataset."),
+    "attention": Command(
+        "attention",
+        "Draw spatial-linking attention maps: per sample, the person, object and union boxes' attention.",
+    ),
+    "show": Command(
+        "show",
+        "Write a static HTML gallery of any hoidata directory (datasets, rollouts, pairs, rejects, reports).",
+    ),
     "push": Command("push", "Publish dataset directories to the Hugging Face Hub."),
     "demo": Command("demo", "Run the whole chain on a small synthetic dataset (CPU, about a minute)."),
 }

@@ -8,8 +8,9 @@ from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
 from hoidata.engines.options import EngineOptions
-from hoidata.io import ProfileSpec
+from hoidata.io import ProfileSpec, read_manifest
 from hoidata.pipelines.predict import PredictConfig, predict
+from hoidata.pipelines.predict_sft import predict_questions, with_spatial_linking
 
 app = new_app()
 
@@ -28,7 +29,9 @@ def predict_command(
 ) -> None:
     """Ask a model for every HOI in every image; write predictions for eval.
 
-    Predictions of a canonical dataset (convert or boxes) for `hoidata eval hico`.
+    Predictions of a canonical dataset (convert or boxes) for `hoidata eval hico`; of an SFT dataset
+    (build-sft: each sample's question) for `hoidata eval grounding|referring`. A run with a
+    spatial-linking module answers with it (--engine hf).
     """
     if engine.dp > 1:
         run_data_parallel(cfg.engine, engine, run, out)
@@ -36,5 +39,7 @@ def predict_command(
     profile = cfg.resolved_profile()
     spec = ProfileSpec(profile.name, profile.min_pixels, profile.max_pixels)
     factory = engine.factory(cfg.engine, cfg.model, spec, seed=cfg.seed)
-    manifest = predict(input_dir, out, cfg, factory, overwrite=run.overwrite, shard=run.shard_spec)
+    factory = with_spatial_linking(factory, cfg.engine, cfg.model, profile)
+    ask = predict_questions if read_manifest(input_dir).stage == "build-sft" else predict
+    manifest = ask(input_dir, out, cfg, factory, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub.utils import disable_progress_bars
+
 from hoidata.demo.hoiqa import hoiqa_demo
 from hoidata.demo.scenes import make_raw, one_scene
 from hoidata.engines.hf import HfEngine
@@ -29,6 +31,7 @@ from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 from hoidata.pipelines.predict import PredictConfig, predict
 from hoidata.publish import build_repo_tree, format_tree
 from hoidata.sft.tasks import TASKS
+from hoidata.show import ShowOptions, write_site
 from hoidata.trainers.recipe import load_recipe
 from hoidata.trainers.run import train
 from hoidata.viz.draw import contact_sheet, draw_sample
@@ -89,6 +92,7 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
 
     out = Path(out)
     t0 = time.perf_counter()
+    disable_progress_bars()  # before transformers loads: no weight-loading bar for every tiny model
     steps = 9
     print(f"[1/{steps}] drawing a synthetic HOI dataset → {out / 'raw'}")
     files = make_raw(out / "raw")
@@ -108,7 +112,7 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
             f"  ({out / f'hico-{split}'})"
         )
     samples = read_table(out / "hico-test").slice(0, 8).to_pylist()
-    contact_sheet([draw_sample(s) for s in samples]).save(out / "preview.png")
+    contact_sheet([draw_sample(s) for s in samples], cell=488).save(out / "preview.png")
     print(f"[3/{steps}] boxes (qwen2.5-vl profile: union/refer boxes, pixels on the smart_resize'd image)")
     m = boxes(out / "hico-train", out / "hico-train-boxes", BoxesConfig(profile="qwen2.5-vl"), overwrite=True)
     print(f"  train: {m.counts['out']} images  ({out / 'hico-train-boxes'})")
@@ -145,9 +149,11 @@ def run_demo(out: Path | str, cold: bool = False) -> None:
     )
     spec = read_manifest(out / "hico-train-boxes").profile_spec
     hoiqa_demo(out, model, (spec.min_pixels, spec.max_pixels), _quiet)
+    site = write_site(out, out / "site", ShowOptions(progress=False))
     print(
         f"done in {time.perf_counter() - t0:.1f} s. Look at {out / 'preview.png'}; load a split with\n"
-        f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')"
+        f"  datasets.load_dataset('parquet', data_dir='{out / 'hico-test'}')\n"
+        f"Every output, in pictures ({site.cards:,} records on {site.pages:,} pages): {site.index}"
     )
 
 

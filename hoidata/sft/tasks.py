@@ -19,6 +19,7 @@ from hoidata.profiles import Profile
 from hoidata.profiles.text import BoxStyle, join_texts
 from hoidata.sft import prompts
 from hoidata.sft.schema import PAIR
+from hoidata.sft.spatial_prompt import spatial_questions
 
 TASKS = ("referring", "grounding", "detection", "cof", "spatial", "hoiqa", "box-answer")
 
@@ -157,8 +158,11 @@ def pair_units(it: Interactions, profile: Profile, seed: int, task: str) -> Unit
         "object": display(it.object_label.take(pa.array(first)).fill_null("")),
     }
     has_obj = it.has_object[first]
-    template = "spatial" if task == "spatial" else "referring"
-    question = _fill_split(template, has_obj, prompts.choose(ids, seed, 1 << 20, task), fields)
+    if task == "spatial":  # the one text form spatial-linking models train and predict with
+        refer = np.stack([it.model_person[first], it.model_object[first], it.model_union[first]], axis=1)
+        question = spatial_questions(profile, refer, fields["object"], has_obj)
+    else:
+        question = _fill_split("referring", has_obj, prompts.choose(ids, seed, 1 << 20, task), fields)
     return Units(task, it.row[first], order, offsets, question, _verb_answer(it, order, offsets), first)
 
 

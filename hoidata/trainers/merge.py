@@ -3,7 +3,8 @@
 A LoRA run saves only the adapter (plus the processor). Serving, evaluation and a later full
 fine-tune want plain weights, so ``merge_lora`` loads the base, applies the adapter, merges
 ``W + BA`` into each target layer, and writes the merged model with the processor the run trained
-with (the adapter directory's, which carries any chat-template change; the base's otherwise).
+with (the adapter directory's, which carries any chat-template change; the base's otherwise), and
+the run's spatial-linking module files, if any, beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hoidata.errors import HoidataError
+from hoidata.models.spatial_config import CONFIG_FILE, WEIGHTS_FILE
 
 # What a processor is made of on disk (transformers 5 and the older split layout).
 PROCESSOR_FILES = (
@@ -31,6 +33,7 @@ PROCESSOR_FILES = (
 )
 _PROCESSOR_MARKERS = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 _ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+SPATIAL_FILES = (WEIGHTS_FILE, CONFIG_FILE)
 
 
 def read_adapter_config(adapter_dir: Path | str) -> dict[str, Any]:
@@ -102,6 +105,9 @@ def merge_lora(
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
     _save_processor(adapter if _has_processor(adapter) else base, out)
+    for name in SPATIAL_FILES:  # a spatial-linking module is no adapter: it stays a file of its own
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, out / name)
     return out
 
 

@@ -11,6 +11,7 @@ lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}   # null: fu
 freeze_vision: true
 rewards: {accuracy: 1.0, format: 0.5, tool: 0.5, spatial: 0.5}       # grpo
 tools: true                       # grpo: the HOI tool environment (or a list, e.g. [zoom_in])
+spatial_linking: {heads: 8, mlp_ratio: 0.5, attn_dim: null, identity_init: false}  # null: off
 trainer: {learning_rate: 5.0e-7, num_generations: 4, output_dir: runs/grpo}  # TRL config fields
 ```
 Overrides are ``--key value`` pairs with dotted keys (``--trainer.learning_rate 1e-5``); values
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from hoidata.errors import HoidataError
+from hoidata.models.spatial_config import SpatialLinkingConfig
 from hoidata.rewards import RewardConfig
 from hoidata.tools.environment import TOOL_NAMES
 
@@ -39,6 +41,16 @@ class Lora:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class SpatialLinkingRecipe:
+    """The spatial-linking module trained with the model (:mod:`hoidata.models.spatial_linking`)."""
+
+    heads: int = SpatialLinkingConfig.heads
+    mlp_ratio: float = SpatialLinkingConfig.mlp_ratio
+    attn_dim: int | None = SpatialLinkingConfig.attn_dim  # None: the language model's hidden size
+    identity_init: bool = SpatialLinkingConfig.identity_init
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Recipe:
     rewards: dict[str, float] = field(default_factory=dict)
     tools: bool | list[str] = True  # grpo: all tools, none, or these (as gen-cot --tools offered them)
     max_samples: int | None = None  # first samples only (trials, tests)
+    spatial_linking: SpatialLinkingRecipe | None = None  # null: no module
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +207,34 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
             file=where,
             field="tools",
         )
+    raw["spatial_linking"] = _spatial_linking(raw.get("spatial_linking"), where)
     if not isinstance(raw.get("trainer", {}), dict):
         raise HoidataError("trainer must be a mapping of TRL config fields", file=where, field="trainer")
     return Recipe(**raw)
+
+
+def _spatial_linking(value: Any, where: str) -> SpatialLinkingRecipe | None:
+    """``null``/``false``: off; ``true`` or a mapping of :class:`SpatialLinkingRecipe` fields: on."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise HoidataError(
+            "spatial_linking must be a mapping (heads, mlp_ratio, attn_dim, identity_init), true or null",
+            file=where,
+            field="spatial_linking",
+        )
+    bad = sorted(set(value) - {f.name for f in fields(SpatialLinkingRecipe)})
+    if bad:
+        raise HoidataError(f"unknown spatial_linking keys {bad}", file=where, field="spatial_linking")
+    settings = SpatialLinkingRecipe(**value)
+    if not isinstance(settings.identity_init, bool):
+        raise HoidataError("identity_init must be true or false", file=where, field="spatial_linking")
+    try:  # the shape checks, at any hidden size the attention width divides
+        SpatialLinkingConfig(
+            settings.attn_dim or settings.heads, settings.heads, settings.mlp_ratio, settings.attn_dim
+        )
+    except (HoidataError, TypeError) as e:
+        raise HoidataError(str(e), file=where, field="spatial_linking") from None
+    return settings

@@ -21,6 +21,13 @@ from hoidata.rewards import RewardConfig, reward_funcs
 from hoidata.tools.environment import HoiEnvironment
 from hoidata.trainers.data import load_for
 from hoidata.trainers.recipe import Recipe, load_recipe
+from hoidata.trainers.spatial import (
+    EXCLUDE_FROM_LORA,
+    attach_for_training,
+    check_spatial_data,
+    prepare_trainer,
+    save_module,
+)
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sft": {
@@ -41,9 +48,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: bool = True) -> Any:
+def train(
+    recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: bool = True, callbacks: Any = ()
+) -> Any:
     """Run the recipe's trainer; returns TRL's ``TrainOutput``. ``on_log(logs)`` sees every log;
-    ``console=False`` keeps the per-step log lines and progress bars off the terminal."""
+    ``console=False`` keeps the per-step log lines and progress bars off the terminal; ``callbacks``:
+    more transformers ``TrainerCallback`` objects."""
     _require_extras()
     import torch
 
@@ -64,12 +74,19 @@ def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: 
         resize_to=profile if use_vllm else None,
     )
     _check(recipe, args, data, profile)
+    if recipe.spatial_linking is not None:
+        check_spatial_data(recipe, data, profile)
     processor = _processor(recipe, profile)
     model = _model(recipe, bf16=bool(getattr(args, "bf16", False)))
+    linking = attach_for_training(recipe, model, processor, profile) if recipe.spatial_linking else None
     peft_config = _lora(recipe)
     trainer = _trainer(recipe, model, processor, args, data, profile, peft_config)
+    if linking is not None:
+        prepare_trainer(trainer, linking, Path(args.output_dir), resume)
     if on_log is not None:
         trainer.add_callback(_log_hook(on_log))
+    for callback in callbacks:
+        trainer.add_callback(callback)
     if not console:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -81,6 +98,8 @@ def train(recipe: Recipe, *, resume: bool = False, on_log: Any = None, console: 
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     trainer.save_model(str(out))
     processor.save_pretrained(str(out))  # the pixel budget and template travel with the weights
+    if linking is not None:
+        save_module(linking, out, main_process=trainer.is_world_process_zero())
     return result
 
 
@@ -230,6 +249,7 @@ def _lora(recipe: Recipe) -> Any:
         lora_alpha=recipe.lora.alpha,
         lora_dropout=recipe.lora.dropout,
         target_modules=targets,
+        exclude_modules=EXCLUDE_FROM_LORA if recipe.spatial_linking and targets != LANGUAGE_LINEAR else None,
         task_type="CAUSAL_LM",
     )
 
