@@ -361,3 +361,81 @@ def test_sigterm_stops_cleanly_and_the_rerun_resumes(
     subprocess.run(args, check=True, capture_output=True)
     m = read_manifest(tmp_path / "out")
     assert m.counts["in"] == read_manifest(canonical).counts["out"] and len(m.shards) == 8
+
+
+def test_grpo_rollouts_imagine_from_the_cache(
+    canonical: Path, tiny_vlm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GRPO's environment_factory, as `train grpo` builds it from a recipe's `imagine_cache:` key,
+    with no live backend: an imagine call succeeds only if the cache answers it."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from tiny_fixtures import cpu_grpo_config, scripted_generate
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from trl import GRPOTrainer
+
+    from hoidata.io.images import open_image
+    from hoidata.profiles import get_profile
+    from hoidata.profiles.chat import use_tool_template
+    from hoidata.trainers.recipe import load_recipe
+    from hoidata.trainers.run import environment_factory
+
+    imagine(canonical, tmp_path / "cache", ImagineConfig(regions=("union",)), progress=False)
+    view = read_table(tmp_path / "cache").slice(0, 1).to_pylist()[0]
+    source = read_table(canonical).filter(
+        pa.compute.equal(read_table(canonical)["sample_id"], view["sample_id"])
+    )
+    row = source.to_pylist()[0]
+    image = open_image(row["image"], read_manifest(canonical).image_root)
+    profile = get_profile("qwen3-vl")
+    bbox = profile.to_model([view["box"]], row["width"], row["height"])[0].tolist()
+    recipe = load_recipe(
+        None,
+        {
+            "method": "grpo",
+            "model": "m",
+            "data": ["d"],
+            "profile": "qwen3-vl",
+            "tools": ["imagine"],
+            "imagine_cache": str(tmp_path / "cache"),
+            "imagine_backend": "none",
+        },
+    )
+    path = tiny_vlm("qwen3-vl")
+    processor = use_tool_template(AutoProcessor.from_pretrained(path), "qwen3-vl")
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    tok = processor.tokenizer
+    response_id = tok.convert_tokens_to_ids("<tool_response>")
+    call = json.dumps({"name": "imagine", "arguments": {"bbox_2d": bbox, "mode": "outpaint"}})
+    turns = [
+        f"<think>Wider.</think>\n<tool_call>\n{call}\n</tool_call>",
+        "<think>Seen.</think><answer>hold</answer>",
+    ]
+    model.generate = scripted_generate(
+        tok, lambda prompt: turns[int((prompt == response_id).sum())] + "<|im_end|>"
+    )
+    calls: list[Any] = []
+
+    def spy(prompts: list, completions: list, environments: list, **kwargs: Any) -> list[float]:
+        calls.extend([(c.name, c.ok, c.error) for c in e.calls] for e in environments)
+        return [0.0] * len(completions)
+
+    data = {
+        "prompt": [{"role": "user", "content": "What is the person doing? Think, then answer."}],
+        "images": [image],
+        "task": "referring",
+        "width": row["width"],
+        "height": row["height"],
+        "pairs": [],
+        "sample_id": row["sample_id"],
+    }
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[spy],
+        args=cpu_grpo_config(tmp_path / "run", max_completion_length=512),
+        train_dataset=Dataset.from_list([data] * 2),
+        processing_class=processor,
+        environment_factory=environment_factory(recipe, profile),
+    )
+    trainer.train()
+    assert calls and all(c == [("imagine", True, None)] for c in calls), calls

@@ -32,8 +32,12 @@ def load_for(
     task: str = "referring",
     max_samples: int | None = None,
     resize_to: Profile | None = None,
+    mix: list[float] | None = None,
+    seed: int = 0,
 ) -> Any:
-    """One ``datasets.Dataset`` for ``method`` from every path (concatenated), columns checked.
+    """One ``datasets.Dataset`` for ``method`` from every path, columns checked: concatenated, or
+    with ``mix`` interleaved in those shares (seeded; smaller parts are repeated until every part has
+    been seen whole, so no row of any part is left out).
 
     ``resize_to``: GRPO prompts from hoidata datasets get their images pre-resized to the profile's
     ``smart_resize`` size, so that a processor of the same budget leaves them as they are (the
@@ -41,7 +45,14 @@ def load_for(
     import datasets
 
     parts = [_one(method, p, task, resize_to) for p in paths]
-    ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if mix is not None and len(parts) > 1:
+        keep = set.intersection(*(set(p.column_names) for p in parts))
+        parts = [p.select_columns([c for c in p.column_names if c in keep]) for p in parts]
+        ds = datasets.interleave_datasets(
+            parts, probabilities=mix, seed=seed, stopping_strategy="all_exhausted"
+        )
+    else:
+        ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if max_samples is not None:
         ds = ds.select(range(min(max_samples, len(ds))))
     missing = [c for c in NEEDS[method] if c not in ds.column_names]

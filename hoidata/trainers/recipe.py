@@ -12,6 +12,8 @@ freeze_vision: true
 rewards: {accuracy: 1.0, format: 0.5, tool: 0.5, spatial: 0.5}       # grpo
 tools: true                       # grpo: the HOI tool environment (or a list, e.g. [zoom_in])
 spatial_linking: {heads: 8, mlp_ratio: 0.5, attn_dim: null, identity_init: false}  # null: off
+imagine_cache: data/imagine-sd    # grpo: the imagine tool answers from `hoidata imagine`'s views
+data_mix: [0.5, 0.5]              # sample the data directories in these shares (e.g. DPO stage 2)
 trainer: {learning_rate: 5.0e-7, num_generations: 4, output_dir: runs/grpo}  # TRL config fields
 ```
 Overrides are ``--key value`` pairs with dotted keys (``--trainer.learning_rate 1e-5``); values
@@ -68,6 +70,9 @@ class Recipe:
     tools: bool | list[str] = True  # grpo: all tools, none, or these (as gen-cot --tools offered them)
     max_samples: int | None = None  # first samples only (trials, tests)
     spatial_linking: SpatialLinkingRecipe | None = None  # null: no module
+    imagine_cache: str | None = None  # grpo: an imagine cache the tool answers from (hoidata imagine)
+    imagine_backend: str = "context"  # grpo: regions the cache lacks: context (crops) or none (a tool error)
+    data_mix: list[float] | None = None  # shares of the data directories (interleaved); null: concatenated
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +213,22 @@ def _build(raw: dict[str, Any], where: str) -> Recipe:
             field="tools",
         )
     raw["spatial_linking"] = _spatial_linking(raw.get("spatial_linking"), where)
+    mix = raw.get("data_mix")
+    if mix is not None:
+        ok = isinstance(mix, list) and len(mix) == len(raw["data"])
+        if not ok or not all(isinstance(w, int | float) and w > 0 for w in mix):
+            raise HoidataError(
+                f"data_mix needs one positive share per data entry ({len(raw['data'])}), got {mix!r}",
+                file=where,
+                field="data_mix",
+            )
+        raw["data_mix"] = [float(w) / sum(mix) for w in mix]
+    if raw.get("imagine_backend", "context") not in ("context", "none"):
+        raise HoidataError(
+            "imagine_backend must be context or none (generative views come from an imagine cache)",
+            file=where,
+            field="imagine_backend",
+        )
     if not isinstance(raw.get("trainer", {}), dict):
         raise HoidataError("trainer must be a mapping of TRL config fields", file=where, field="trainer")
     return Recipe(**raw)

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from hoidata.errors import HoidataError
+from hoidata.imagine import live_backend
 from hoidata.profiles import get_profile
 from hoidata.profiles.chat import use_tool_template
 from hoidata.rewards import RewardConfig, reward_funcs
 from hoidata.tools.environment import HoiEnvironment
 from hoidata.trainers.data import load_for
+from hoidata.trainers.merge import merge_lora
 from hoidata.trainers.recipe import Recipe, load_recipe
 from hoidata.trainers.spatial import (
     EXCLUDE_FROM_LORA,
@@ -72,6 +74,8 @@ def train(
         task=recipe.task,
         max_samples=recipe.max_samples,
         resize_to=profile if use_vllm else None,
+        mix=recipe.data_mix,
+        seed=int(recipe.trainer.get("seed", 0)),
     )
     _check(recipe, args, data, profile)
     if recipe.spatial_linking is not None:
@@ -208,6 +212,39 @@ def _undecoded(data: Any) -> Any:
     return List(Image(decode=False))
 
 
+def environment_factory(recipe: Recipe, profile: Any) -> Any:
+    """GRPO's ``environment_factory``: the tools the recipe offers (none: None), the imagine tool
+    answering from ``imagine_cache`` first, then from ``imagine_backend``."""
+    if not recipe.tools:
+        return None
+    offered = recipe.tools if isinstance(recipe.tools, list) else None  # true: all of them
+    return HoiEnvironment.factory(
+        offered,
+        profile=profile,
+        imagine_backend=live_backend(recipe.imagine_backend),
+        imagine_cache=recipe.imagine_cache,
+    )
+
+
+def starting_weights(recipe: Recipe) -> str:
+    """The model to start from. A LoRA run (e.g. DPO stage 1 for stage 2) is merged once into
+    ``output_dir/start`` (as ``train merge`` would), so this run's own adapter, saved against that
+    directory, loads back onto exactly the weights it was trained on."""
+    adapter = adapter_run(recipe.model)
+    if adapter is None:
+        return recipe.model
+    start = recipe.output_dir / "start"
+    if not (start / "config.json").is_file():
+        merge_lora(adapter, start, overwrite=True)
+    return str(start)
+
+
+def adapter_run(model: str) -> Path | None:
+    """The directory when ``model`` is a hoidata LoRA run (an adapter beside its processor), else None."""
+    path = Path(model)
+    return path if (path / "adapter_config.json").is_file() else None
+
+
 def _processor(recipe: Recipe, profile: Any) -> Any:
     from transformers import AutoProcessor
 
@@ -221,7 +258,7 @@ def _model(recipe: Recipe, *, bf16: bool) -> Any:
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(
-        recipe.model, dtype=torch.bfloat16 if bf16 else torch.float32
+        starting_weights(recipe), dtype=torch.bfloat16 if bf16 else torch.float32
     )
     if recipe.freeze_vision:
         visual = getattr(model, "visual", None) or getattr(getattr(model, "model", None), "visual", None)
@@ -302,8 +339,7 @@ def _trainer(
     from trl import GRPOTrainer
 
     rewards = reward_funcs(profile, RewardConfig(**recipe.rewards))
-    offered = recipe.tools if isinstance(recipe.tools, list) else None  # true: all of them
-    environment = HoiEnvironment.factory(offered, profile=profile) if recipe.tools else None
+    environment = environment_factory(recipe, profile)
     return GRPOTrainer(
         model=model,
         reward_funcs=rewards,
