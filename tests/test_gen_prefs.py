@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,30 @@ def test_negative_box_when_every_candidate_overlaps(warmup: Path, tmp_path: Path
         inter = np.prod(np.clip(rb - lt, 0, None))
         union = np.prod(neg[2:] - neg[:2]) + np.prod(target[2:] - target[:2]) - inter
         assert inter / union < 0.5
+
+
+def test_eval_box_answer_from_a_greedy_run(warmup: Path, tmp_path: Path) -> None:
+    """One box and one answer per question: the policy's first box is the target (IoU 1), its first
+    answer is wrong; the report says so through the command line."""
+    cfg = GenPrefsConfig(
+        engine="scripted", model="policy", boxes=1, answers=1, box_temperature=0.0, answer_temperature=0.0
+    )
+    gen_prefs(warmup, tmp_path / "greedy", cfg, lambda: Policy(_answers(warmup)), progress=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hoidata",
+            "eval",
+            "box-answer",
+            str(tmp_path / "greedy"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["mean_iou"] == pytest.approx(1.0) and report["iou_50"] == 1.0
+    assert report["answer_accuracy"] == 0.0 and report["questions"] == read_manifest(warmup).counts["rows"]

@@ -11,6 +11,7 @@ import typer
 from hoidata.cli.options import choice_enum
 from hoidata.cli.params import Completions, JsonOut, ProfileOpt, SkipMissing
 from hoidata.cli.summary import show_report
+from hoidata.eval.box_answer import eval_box_answer
 from hoidata.eval.grounding import eval_grounding
 from hoidata.eval.hoiqa import eval_hoiqa
 from hoidata.eval.referring import eval_referring
@@ -122,6 +123,16 @@ def hoiqa(
     show_report(report, json_out)
 
 
+def box_answer(
+    run: Annotated[
+        Path, typer.Argument(help="A greedy gen-prefs run (--boxes 1 --answers 1).", show_default=False)
+    ],
+    json_out: JsonOut = None,
+) -> None:
+    """Box-then-answer: the first box's IoU with the target region (mean, >= 0.5) and answer accuracy."""
+    show_report(eval_box_answer(run), json_out)
+
+
 COMMANDS = [  # name, command, example lines
     (
         "grounding",
@@ -147,6 +158,15 @@ COMMANDS = [  # name, command, example lines
             "hoidata eval hoiqa preds/hoiqa.jsonl --gt data/hoiqa-visor",
             "hoidata eval hoiqa preds/hico-qa --gt data/hico-test-qa   # a predict --task qa directory",
             "hoidata eval hoiqa preds.jsonl --gt data/hoiqa-epic-test --image-size 1920x1080 --json report.json",
+        ),
+    ),
+    (
+        "box-answer",
+        box_answer,
+        (
+            "hoidata gen-prefs data/box-answer-test --boxes 1 --answers 1 --box-temperature 0 "
+            "--answer-temperature 0 --engine vllm --model runs/dpo-box-stage2 -o preds/box",
+            "hoidata eval box-answer preds/box --json report.json",
         ),
     ),
 ]
