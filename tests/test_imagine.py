@@ -217,11 +217,9 @@ def test_stage_writes_a_cache_the_tool_reads_one_row_group_at_a_time(canonical: 
     assert again.already_complete
 
 
-def test_kill_during_imagine_then_rerun_loses_and_repeats_nothing(
-    canonical: Path, tmp_path: Path, service: Service
-) -> None:
-    service.delay = 0.15
-    args = [
+def _slow_imagine(canonical: Path, service: Service) -> list[str]:
+    """`hoidata imagine` over the slow local service, three images a shard (some time per shard)."""
+    return [
         sys.executable,
         "-m",
         "hoidata",
@@ -238,6 +236,13 @@ def test_kill_during_imagine_then_rerun_loses_and_repeats_nothing(
         "--concurrency",
         "1",
     ]
+
+
+def test_kill_during_imagine_then_rerun_loses_and_repeats_nothing(
+    canonical: Path, tmp_path: Path, service: Service
+) -> None:
+    service.delay = 0.15
+    args = _slow_imagine(canonical, service)
     child = subprocess.Popen(
         [*args, "-o", str(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -327,25 +332,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_resumes(
     canonical: Path, tmp_path: Path, service: Service
 ) -> None:
     service.delay = 0.15
-    args = [
-        sys.executable,
-        "-m",
-        "hoidata",
-        "imagine",
-        str(canonical),
-        "--backend",
-        "http",
-        "--url",
-        service.url + "/ok",
-        "--regions",
-        "cut,union",
-        "--shard-size",
-        "3",
-        "--concurrency",
-        "1",
-        "-o",
-        str(tmp_path / "out"),
-    ]
+    args = [*_slow_imagine(canonical, service), "-o", str(tmp_path / "out")]
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     data = tmp_path / "out" / "data"
     deadline = time.time() + 60
