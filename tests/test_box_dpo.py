@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +78,26 @@ def test_two_stage_dpo_from_judged_preferences(
 ) -> None:
     base_url, asked = judge_server
     build_sft(tiny_boxes(10), tmp_path / "warmup", BuildSftConfig(task="box-answer", images="embed"))
+    budget = {"profile": "qwen2.5-vl", "min_pixels": TINY_MIN_PIXELS, "max_pixels": TINY_MAX_PIXELS}
+    warm = load_recipe(
+        None,
+        budget
+        | {
+            "method": "sft",
+            "model": str(tiny_vlm("qwen2.5-vl")),
+            "data": [str(tmp_path / "warmup")],
+            "trainer": {
+                "output_dir": str(tmp_path / "warm"),
+                "max_steps": 2,
+                "per_device_train_batch_size": 2,
+                "report_to": [],
+                "save_strategy": "no",
+            },
+        },
+    )
+    assert train(warm, console=False).global_step == 2
+    # a tiny model two steps into training writes no readable box yet: the policy sampled here is
+    # scripted (a box that works and one that does not); judging, filtering and DPO are real
     cfg = GenPrefsConfig(
         engine="scripted",
         model="policy",
@@ -105,12 +127,7 @@ def test_two_stage_dpo_from_judged_preferences(
     n_answer = read_manifest(tmp_path / "answer-pairs").counts["rows"]
     assert n_box > 0 and n_answer > 0
 
-    common = {
-        "method": "dpo",
-        "profile": "qwen2.5-vl",
-        "min_pixels": TINY_MIN_PIXELS,
-        "max_pixels": TINY_MAX_PIXELS,
-    }
+    common = {"method": "dpo"} | budget
     trainer = {
         "max_steps": 2,
         "per_device_train_batch_size": 2,
@@ -146,6 +163,56 @@ def test_two_stage_dpo_from_judged_preferences(
     assert train(stage2, console=False).global_step == 2
     saved = json.loads((tmp_path / "stage2" / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == str(tmp_path / "stage2" / "start")  # stage 1, merged
+    # predict and eval: the stage-2 model asked greedily, box then answer, scored by eval box-answer
+    merged = tmp_path / "stage2-merged"
+    subprocess.run(
+        [sys.executable, "-m", "hoidata", "train", "merge", str(tmp_path / "stage2"), "--out", str(merged)],
+        check=True,
+        capture_output=True,
+    )
+    greedy = [
+        sys.executable,
+        "-m",
+        "hoidata",
+        "gen-prefs",
+        str(tmp_path / "warmup"),
+        "--engine",
+        "hf",
+        "--model",
+        str(merged),
+        "--boxes",
+        "1",
+        "--answers",
+        "1",
+        "--box-temperature",
+        "0",
+        "--answer-temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--limit",
+        "4",
+        "-o",
+        str(tmp_path / "preds"),
+    ]
+    subprocess.run(greedy, check=True, capture_output=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hoidata",
+            "eval",
+            "box-answer",
+            str(tmp_path / "preds"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["questions"] == 4 and 0.0 <= report["mean_iou"] <= 1.0
 
 
 def test_recipe_mix_and_imagine_keys_are_checked() -> None:
