@@ -25,7 +25,7 @@ def demo_boxes(demo_canonical, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_rollouts_become_sft_ready_rows(demo_boxes: Path, tmp_path: Path) -> None:
     engine = ZoomThenAnswer(true_answers(demo_boxes))
-    cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, max_turns=3, shard_size=4)
+    cfg = GenCotConfig(engine="scripted", model="zoomer", n=2, max_turns=3, shard_size=4, loop="waves")
     m = gen_cot(demo_boxes, tmp_path / "cot", cfg, lambda: engine, progress=False)
     rows = read_table(tmp_path / "cot").to_pylist()
     prompts = len(true_answers(demo_boxes))

@@ -1,13 +1,15 @@
-"""What the generating commands (gen-cot, predict) share: ``--dp`` through the local executor."""
+"""What the generating commands (gen-cot, predict) share: ``--dp`` through the local executor, and
+a worker's GPUs for any executor."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from hoidata.cli.options import RunOptions
 from hoidata.cli.summary import print_summary
-from hoidata.engines.options import EngineOptions
+from hoidata.engines.options import EngineOptions, GenerationConfig
 from hoidata.executors import LocalProcesses, without_options
 from hoidata.io import read_manifest
 
@@ -23,3 +25,10 @@ def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out:
         print_summary(read_manifest(out), out)
     else:
         print_summary(None, out, shard=run.shard)
+
+
+def engine_gpus(configs: list[Any]) -> int:
+    """A worker's GPUs: ``--tp`` for a vLLM engine; the others run on the CPU (hf) or a server."""
+    engine = next((c.engine for c in configs if isinstance(c, GenerationConfig)), None)
+    tp = next((c.tp for c in configs if isinstance(c, EngineOptions)), 1)
+    return tp if engine == "vllm" else 0

@@ -4,12 +4,21 @@ A command declares one parameter per config it needs, typed with the config clas
 replaces those parameters with one Typer option per field (default and help from the field) and a
 ``--config FILE.yaml``, and hands the command the built configs. Values come from the dataclass
 defaults, then the YAML file, then flags given on the command line.
+
+A stage command (one taking :class:`RunOptions`) also runs where ``--executor`` says: with several
+workers, or on Ray or Slurm, this process launches the same command line over the job's parts
+(see :mod:`hoidata.executors`) and finishes the dataset instead of running the stage itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import inspect
+import io
+import os
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +28,21 @@ from typing import Annotated, Any
 
 import typer
 
+from hoidata.cli.main import app
+from hoidata.cli.summary import print_summary
 from hoidata.errors import HoidataError
-from hoidata.io import ShardSpec
+from hoidata.executors import (
+    KEEP_ENGINES,
+    Executor,
+    LocalProcesses,
+    RayExecutor,
+    ShardWatch,
+    SlurmArray,
+    array_task,
+    without_options,
+)
+from hoidata.io import ShardSpec, read_manifest
+from hoidata.io.manifest import MANIFEST
 from hoidata.options import (
     ConfigField,
     build_config,
@@ -33,6 +55,7 @@ from hoidata.options import (
 
 CONFIG_FILE = "config_file"
 CONTEXT = "typer_context"
+EXECUTORS = ("local", "ray", "slurm")
 
 
 @dataclass
@@ -45,6 +68,30 @@ class RunOptions:
     overwrite: bool = option(
         False, "Replace an existing output directory (another job's, or a finished one)."
     )
+    executor: str = option(
+        "local",
+        "Where the job runs: local (processes here), ray (actors of a Ray cluster), slurm (an sbatch "
+        "array and a merge job; inside an array task, that task's part).",
+        choices=EXECUTORS,
+    )
+    workers: int = option(
+        1, "Workers sharing the job: processes here, Ray actors or Slurm array tasks (--dp too)."
+    )
+    gpus_per_worker: int | None = option(None, "GPUs each worker holds (default: --tp with vllm, else 0).")
+    cpus_per_worker: int = option(1, "CPUs each Ray actor or Slurm task holds.")
+    ray_address: str | None = option(
+        None, "ray: the cluster, host:6379, ray://host:10001 or auto (default: start one here)."
+    )
+    ray_retries: int = option(2, "ray: how often a part whose worker failed is retried on another.")
+    slurm_partition: str | None = option(None, "slurm: the partition.")
+    slurm_time: str | None = option(None, "slurm: each task's time limit, e.g. 12:00:00.")
+    slurm_options: tuple[str, ...] = option(
+        (), "slurm: more sbatch options, comma-separated, e.g. account=A,qos=high."
+    )
+    slurm_setup: str | None = option(
+        None, "slurm: shell commands each task runs first, e.g. 'module load cuda'."
+    )
+    dry_run: bool = option(False, "Print what would run (slurm: the sbatch scripts), run nothing.")
 
     @property
     def shard_spec(self) -> ShardSpec:
@@ -101,11 +148,13 @@ def with_config_options(
     fixed: dict[str, Any] | None = None,
     choices: dict[str, tuple[str, ...]] | None = None,
     exclude: tuple[str, ...] = (),
+    gpus: Callable[[list[Any]], int] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Turn a command's config-typed parameters into options (see the module docstring).
 
     ``fixed``: fields the command sets itself (``source="hico"``); ``choices``: narrower choices
-    for this command; ``exclude``: fields this command does not offer (they keep their default).
+    for this command; ``exclude``: fields this command does not offer (they keep their default);
+    ``gpus``: a worker's GPUs from the built configs, when ``--gpus-per-worker`` is not given.
     """
     fixed, choices = fixed or {}, choices or {}
     hidden = (*exclude, *fixed)
@@ -161,7 +210,12 @@ def with_config_options(
                 built[name] = build_config(cls, values, source=str(path or ""))
                 for f in config_fields(cls):
                     kwargs.pop(f.name, None)
-            func(**kwargs, **built)
+            run = next((c for c in built.values() if isinstance(c, RunOptions)), None)
+            if run is None:
+                func(**kwargs, **built)
+                return
+            stage = Stage(lambda configs: func(**kwargs, **configs), built, kwargs.get("out"), ctx)
+            stage.start(run, gpus)
 
         arguments = [p for p in generated if p.default is inspect.Parameter.empty]
         options = [p for p in generated if p.default is not inspect.Parameter.empty]
@@ -181,3 +235,137 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
 
 def dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
+
+
+class Stage:
+    """A stage command about to run: here, or launched over workers by an executor."""
+
+    def __init__(
+        self,
+        call: Callable[[dict[str, Any]], None],
+        configs: dict[str, Any],
+        out: Path | None,
+        ctx: typer.Context,
+    ) -> None:
+        self.call, self.configs, self.out = call, configs, None if out is None else Path(out)
+        self.name = "-".join(ctx.command_path.split())  # hoidata-gen-cot, hoidata-convert-hico
+        self.offers_dp = any(hasattr(c, "dp") for c in configs.values())
+
+    def start(self, run: RunOptions, gpus: Callable[[list[Any]], int] | None) -> None:
+        task = array_task() if run.executor == "slurm" else None
+        if task is not None:  # inside a Slurm array: this task's part of the job, here
+            self.call(self.with_run(run, shard=str(run.shard_spec.part(*task))))
+            return
+        dp = next((c.dp for c in self.configs.values() if hasattr(c, "dp")), 1)
+        workers = run.workers if run.workers != 1 else (dp if run.executor != "local" else 1)
+        if run.workers != 1 and dp not in (1, run.workers):
+            raise HoidataError(f"--workers {run.workers} and --dp {dp} disagree: give one of them")
+        if run.executor == "local" and workers == 1:
+            self.call(self.configs)  # the stage itself (its own --dp, if it has one)
+            return
+        if workers < 1 or run.cpus_per_worker < 0 or (run.gpus_per_worker or 0) < 0:
+            raise HoidataError("--workers must be at least 1, and a worker's CPUs and GPUs at least 0")
+        if run.overwrite:
+            raise HoidataError(
+                f"--overwrite cannot be combined with --workers or --executor {run.executor} (several "
+                f"processes write the output): remove {self.out or 'the output directory'} first"
+            )
+        each = run.gpus_per_worker
+        if each is None:
+            each = gpus(list(self.configs.values())) if gpus is not None else 0
+        self.launch(run, workers, each)
+
+    def launch(self, run: RunOptions, workers: int, gpus_each: int) -> None:
+        argv = self.worker_argv()
+        executor: Executor
+        if run.executor == "slurm":
+            if self.out is None:
+                raise HoidataError("--executor slurm needs the command's --out")
+            slurm = SlurmArray(
+                workers,
+                self.out,
+                gpus_each,
+                run.cpus_per_worker,
+                run.slurm_partition,
+                run.slurm_time,
+                run.slurm_options,
+                run.slurm_setup,
+                run.dry_run,
+            )
+            slurm.run([*argv, "--shard", run.shard], run.shard_spec, self.name)
+            return
+        argv = [*argv, "--executor", "local"]
+        if run.dry_run:
+            self.print_plan(run, workers, gpus_each, argv)
+            return
+        watch = None  # local workers show their own progress; Ray's run elsewhere
+        if run.executor == "ray" and self.out is not None:
+            watch = ShardWatch(self.out, self.name.removeprefix("hoidata-"))
+        if run.executor == "ray":
+            executor = RayExecutor(
+                workers,
+                run_worker,
+                gpus_each,
+                run.cpus_per_worker,
+                run.ray_address,
+                run.ray_retries,
+                watch.poll if watch else None,
+            )
+        else:
+            executor = LocalProcesses(workers, gpus_each)
+        try:
+            executor.run(argv, run.shard_spec)
+        finally:
+            if watch is not None:
+                watch.close()
+        self.finish(run)
+
+    def finish(self, run: RunOptions) -> None:
+        """Every part has run: write the manifest if no worker has (a worker killed while finishing
+        leaves its claim behind), or show what the last one wrote."""
+        if self.out is None:
+            return
+        if (self.out / MANIFEST).is_file():
+            print_summary(read_manifest(self.out), self.out)
+        elif run.shard_spec.count == 1:
+            self.call(self.with_run(run, shard="0/1"))
+        else:
+            print_summary(None, self.out, shard=run.shard)
+
+    def with_run(self, run: RunOptions, shard: str) -> dict[str, Any]:
+        """The configs for running ``shard`` in this process: one worker, the local executor."""
+        here = dataclasses.replace(run, shard=shard, executor="local", workers=1)
+        return {
+            name: here
+            if c is run
+            else (dataclasses.replace(c, dp=1) if dataclasses.is_dataclass(c) and hasattr(c, "dp") else c)
+            for name, c in self.configs.items()
+        }
+
+    def worker_argv(self) -> list[str]:
+        """This command line as each worker runs it: no executor options but one worker (a worker
+        runs its part itself, whatever a --config file says); the executor adds ``--executor`` and
+        the worker's ``--shard``."""
+        drop = {
+            f.info.flag or "--" + f.name.replace("_", "-"): 0 if non_optional(f.type) is bool else 1
+            for f in cli_fields(RunOptions)
+        }
+        if self.offers_dp:  # the generating stages' name for --workers
+            drop["--dp"] = 1
+        argv = [*without_options(sys.argv[1:], drop), "--workers", "1"]
+        return [*argv, "--dp", "1"] if self.offers_dp else argv
+
+    def print_plan(self, run: RunOptions, workers: int, gpus_each: int, argv: list[str]) -> None:
+        where = (run.ray_address or "a new local cluster") if run.executor == "ray" else "this machine"
+        typer.echo(
+            f"{run.executor}: {workers} workers on {where}, {run.cpus_per_worker} CPUs and {gpus_each} GPUs "
+            f"each; every part runs: hoidata {' '.join(argv)} --shard i/N"
+        )
+
+
+def run_worker(argv: list[str]) -> None:
+    """One part of a job in this process (a Ray actor's): the command line as a worker runs it,
+    quietly (the driver reports), keeping its engine loaded for the next part."""
+    os.environ[KEEP_ENGINES] = "1"
+    with contextlib.redirect_stdout(io.StringIO()):
+        app(args=[a for a in argv if a != "--debug"], standalone_mode=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hoidata.cli.apps import examples, new_app
-from hoidata.cli.generate import run_data_parallel
+from hoidata.cli.generate import engine_gpus, run_data_parallel
 from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
@@ -23,7 +23,7 @@ app = new_app()
         "hoidata eval hico preds/grpo --gt data/hico-test",
     )
 )
-@with_config_options()
+@with_config_options(gpus=engine_gpus)
 def predict_command(
     input_dir: InputDir, out: Out, cfg: PredictConfig, engine: EngineOptions, run: RunOptions
 ) -> None:

@@ -58,3 +58,21 @@ class Engine(Protocol):
         conversation is returned as :meth:`Generation.failed`, never raised for the batch.
         """
         ...
+
+
+class AsyncEngine(Protocol):
+    """An engine that takes one conversation at a time and many at once (continuous batching: vLLM's
+    async engine, concurrent requests to a server), so a conversation never waits for others."""
+
+    name: str
+    model: str
+
+    async def agenerate(
+        self,
+        conversation: Conversation,
+        sampling: Sampling,
+        seed: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> list[Generation]:
+        """``sampling.n`` generations of one conversation; failures as :meth:`Generation.failed`."""
+        ...

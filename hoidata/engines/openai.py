@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+from hoidata.engines.background import BackgroundLoop
 from hoidata.engines.base import Conversation, Generation, Sampling
-from hoidata.engines.messages import to_openai
+from hoidata.engines.messages import ImageUrls, to_openai
 
 
 class OpenAIEngine:
+    """Requests go out from the engine's own event loop (one client, one connection pool, one bound
+    on requests in flight for every caller); :meth:`agenerate` serves the rollout loop a
+    conversation at a time, :meth:`generate` a batch."""
+
     name = "openai"
 
     def __init__(
@@ -37,6 +43,11 @@ class OpenAIEngine:
         self.concurrency = concurrency
         self.timeout = timeout
         self.retries = retries
+        self.urls = ImageUrls()  # a conversation is resent every turn: its images encode once
+        self._background: BackgroundLoop | None = None
+        self._started = threading.Lock()
+        self._client: Any = None
+        self._gate: asyncio.Semaphore | None = None
 
     def generate(
         self,
@@ -45,34 +56,60 @@ class OpenAIEngine:
         seeds: Sequence[int],
         tools: list[dict[str, Any]] | None = None,
     ) -> list[list[Generation]]:
-        return asyncio.run(self._all(conversations, sampling, seeds, tools))
+        return self._loop().call(self._all(conversations, sampling, seeds, tools))
+
+    async def agenerate(
+        self,
+        conversation: Conversation,
+        sampling: Sampling,
+        seed: int,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> list[Generation]:
+        return await self._loop().run(self._conversation(conversation, sampling, seed, tools))
+
+    def close(self) -> None:
+        if self._background is not None:
+            if self._client is not None:
+                self._background.call(self._client.close())
+            self._background.close()
+            self._background = self._client = self._gate = None
+
+    def _loop(self) -> BackgroundLoop:
+        with self._started:
+            if self._background is None:
+                self._background = BackgroundLoop("hoidata-openai")
+            return self._background
 
     async def _all(
         self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int], tools: Any
     ) -> list[list[Generation]]:
-        from openai import AsyncOpenAI
+        jobs = [
+            self._conversation(c, sampling, seed, tools) for c, seed in zip(conversations, seeds, strict=True)
+        ]
+        return list(await asyncio.gather(*jobs))
 
-        client = AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=self.retries
-        )
-        gate = asyncio.Semaphore(self.concurrency)
-        try:
-            jobs = []
-            for conversation, seed in zip(conversations, seeds, strict=True):
-                try:
-                    messages = to_openai(conversation)
-                except Exception as e:  # an unencodable image fails its conversation only
-                    failed = Generation.failed(f"{type(e).__name__}: {e}")
-                    jobs.append([_done(failed) for _ in range(sampling.n)])
-                    continue
-                jobs.append(
-                    [self._one(client, gate, messages, sampling, seed + k, tools) for k in range(sampling.n)]
-                )
-            flat = await asyncio.gather(*(job for row in jobs for job in row))
-        finally:
-            await client.close()
-        it = iter(flat)
-        return [[next(it) for _ in row] for row in jobs]
+    async def _conversation(
+        self, conversation: Conversation, sampling: Sampling, seed: int, tools: Any
+    ) -> list[Generation]:
+        """The ``n`` samples of one conversation: ``n`` requests with seeds ``seed + k``."""
+        try:  # PNG encoding off the engine's loop, so requests in flight keep flowing
+            messages = await asyncio.to_thread(to_openai, conversation, self.urls)
+        except Exception as e:  # an unencodable image fails its conversation only
+            return [Generation.failed(f"{type(e).__name__}: {e}")] * sampling.n
+        client, gate = self._connection()
+        samples = [self._one(client, gate, messages, sampling, seed + k, tools) for k in range(sampling.n)]
+        return list(await asyncio.gather(*samples))
+
+    def _connection(self) -> tuple[Any, asyncio.Semaphore]:
+        """The client and the bound on requests in flight, made on the engine's loop when first needed."""
+        if self._client is None or self._gate is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=self.retries
+            )
+            self._gate = asyncio.Semaphore(self.concurrency)
+        return self._client, self._gate
 
     async def _one(
         self, client: Any, gate: asyncio.Semaphore, messages: list, sampling: Sampling, seed: int, tools: Any
@@ -117,10 +154,6 @@ def _with_reasoning(message: Any) -> str:
     if isinstance(reasoning, str) and reasoning and "<think>" not in text:
         text = f"<think>{reasoning.strip()}</think>{text}"
     return text
-
-
-async def _done(g: Generation) -> Generation:
-    return g
 
 
 def _arguments(text: str) -> Any:

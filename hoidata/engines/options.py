@@ -33,14 +33,26 @@ class EngineOptions:
     )
     concurrency: int = option(32, "openai: requests in flight.")
     tp: int = option(1, "vllm: tensor-parallel GPUs per engine.", flag="--tp")
-    dp: int = option(1, "Data-parallel engine processes on this machine (--tp GPUs each).", flag="--dp")
+    dp: int = option(
+        1,
+        "Data-parallel engine processes, --tp GPUs each: on this machine, or the workers of "
+        "--executor ray|slurm (as --workers).",
+        flag="--dp",
+    )
 
     def factory(
-        self, engine: str, model: str, profile: ProfileSpec | None, *, seed: int = 0
+        self,
+        engine: str,
+        model: str,
+        profile: ProfileSpec | None,
+        *,
+        seed: int = 0,
+        asynchronous: bool = False,
     ) -> Callable[[], Engine]:
         """A zero-argument engine constructor (the model loads only if there is work), checked now.
         vLLM gets the data's pixel budget, so it sees what training sees; without a profile, each
-        engine uses the model's own chat template and pixel budget."""
+        engine uses the model's own chat template and pixel budget. ``asynchronous``: the engine's
+        form for the async rollout loop (vLLM's async engine)."""
         family, low, high = profile if profile else (None, None, None)
         options: dict[str, object]
         if engine == "openai":
@@ -57,4 +69,4 @@ class EngineOptions:
             }
         else:
             options = {"family": family}
-        return lambda: get_engine(engine, model, **options)
+        return lambda: get_engine(engine, model, asynchronous=asynchronous, **options)

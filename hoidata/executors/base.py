@@ -6,6 +6,10 @@ from typing import Protocol
 
 from hoidata.io import ShardSpec
 
+# set in a long-lived worker process (a Ray actor) that runs one part of a job after another: the
+# engines it builds are kept and handed out again, so it loads its model once
+KEEP_ENGINES = "HOIDATA_KEEP_ENGINES"
+
 
 class Executor(Protocol):
     def run(self, argv: list[str], shard: ShardSpec) -> None:

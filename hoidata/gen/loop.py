@@ -1,9 +1,11 @@
 """The multi-turn tool loop: generate, run the tool calls, append the results, generate again.
 
-Rollouts advance in waves: every rollout that still waits for the model is submitted in one
-engine call, so vLLM batches them continuously. The first wave samples ``n`` rollouts per
-prompt; each later wave continues every open rollout once. Every rollout owns a fresh tool
-environment reset to its sample, so the tools answer exactly as they do under GRPO.
+Here rollouts advance in waves: every rollout that still waits for the model is submitted in one
+engine call. The first wave samples ``n`` rollouts per prompt; each later wave continues every open
+rollout once. Every rollout owns a fresh tool environment reset to its sample, so the tools answer
+exactly as they do under GRPO. :mod:`hoidata.gen.rollouts` runs the same steps asynchronously (a
+conversation advances as soon as its turn is back; tools run while others generate) and, with the
+same seeds, writes the same rollouts.
 
 Nothing is invented: a malformed tool call gets the tool error the model would see during RL, an
 engine failure or a cut-off generation ends the rollout with that status, and a rollout that
@@ -63,15 +65,15 @@ def run_loop(
     if config.max_turns < 1:
         raise ValueError("max_turns must be at least 1")
     ids = [str(i) for i in range(len(prompts))] if sample_ids is None else [str(s) for s in sample_ids]
-    first = engine.generate(prompts, config.sampling, [sample_seed(config.seed, s, 0) for s in ids], tools)
+    first = engine.generate(prompts, config.sampling, [first_seed(config, s) for s in ids], tools)
     traces: list[Trace] = []
     envs: list[HoiEnvironment] = []
     for i, generations in enumerate(first):
-        for r, generation in enumerate(_exactly(generations, config.sampling.n)):
+        for r, generation in enumerate(exactly(generations, config.sampling.n)):
             env = environment()
             env.reset(**rows[i])
             trace = Trace(i, r)
-            _advance(trace, env, generation, config)
+            run_calls(env, trace, step(trace, generation, config))
             traces.append(trace)
             envs.append(env)
     single = replace(config.sampling, n=1)
@@ -80,47 +82,65 @@ def run_loop(
         if not open_:
             break
         conversations = [list(prompts[traces[k].sample]) + traces[k].messages for k in open_]
-        seeds = [
-            sample_seed(config.seed, ids[traces[k].sample], traces[k].turns, traces[k].rollout) for k in open_
-        ]
+        seeds = [turn_seed(config, ids[traces[k].sample], traces[k]) for k in open_]
         results = engine.generate(conversations, single, seeds, tools)
         for k, generations in zip(open_, results, strict=True):
-            _advance(traces[k], envs[k], _exactly(generations, 1)[0], config)
+            run_calls(envs[k], traces[k], step(traces[k], exactly(generations, 1)[0], config))
     for trace, env in zip(traces, envs, strict=True):
         trace.calls = list(env.calls)
     return traces
 
 
-def _advance(trace: Trace, env: HoiEnvironment, g: Generation, config: LoopConfig) -> None:
-    """Apply one generation to a rollout: close it, or run its tool calls and leave it open."""
+def step(trace: Trace, g: Generation, config: LoopConfig) -> list[str]:
+    """Apply one generation to a rollout: close it, or leave it open and return the bodies of the
+    tool calls to run before its next turn."""
     trace.turns += 1
     trace.prompt_tokens += g.prompt_tokens
     trace.completion_tokens += g.completion_tokens
     if g.finish_reason == "error":
         trace.status, trace.error = ENGINE_ERROR, g.error or "engine error"
-        return
+        return []
     trace.messages.append({"role": "assistant", "content": g.text})
     if g.finish_reason == "length":
         trace.status = LENGTH
-        return
+        return []
     calls = TOOL_CALL_BLOCK.findall(g.text)
     if not calls:
         trace.status = ANSWERED
-        return
+        return []
     if trace.turns >= config.max_turns:
         trace.status = MAX_TURNS
-        return
-    for body in calls:
-        name, arguments = parse_tool_call(body)
+        return []
+    return calls
+
+
+def run_calls(env: HoiEnvironment, trace: Trace, calls: list[str]) -> None:
+    """Run a turn's tool calls in the rollout's environment and append their results."""
+    run_parsed(env, trace, [parse_tool_call(body) for body in calls])
+
+
+def run_parsed(env: HoiEnvironment, trace: Trace, calls: list[tuple[Any, Any]]) -> None:
+    """:func:`run_calls` on calls already read: ``(name or None, arguments)`` each."""
+    for name, arguments in calls:
         result = call_tool(env, name if name is not None else "<unreadable tool call>", arguments)
         trace.messages.append({"role": "tool", "name": name or "unknown", "content": result})
 
 
-def _exactly(generations: list[Generation], n: int) -> list[Generation]:
+def exactly(generations: list[Generation], n: int) -> list[Generation]:
     """An engine that returns the wrong number of samples is a bug worth a recorded error, not a crash."""
     if len(generations) == n:
         return generations
     return [Generation.failed(f"engine returned {len(generations)} samples, expected {n}")] * n
+
+
+def first_seed(config: LoopConfig, sample_id: str) -> int:
+    """The seed of a prompt's first turn, which samples its ``n`` rollouts."""
+    return sample_seed(config.seed, sample_id, 0)
+
+
+def turn_seed(config: LoopConfig, sample_id: str, trace: Trace) -> int:
+    """The seed of an open rollout's next turn."""
+    return sample_seed(config.seed, sample_id, trace.turns, trace.rollout)
 
 
 def sample_seed(*parts: object) -> int:

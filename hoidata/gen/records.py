@@ -9,7 +9,6 @@ unreadable call stays in the text, as the model wrote it).
 
 from __future__ import annotations
 
-import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +18,7 @@ from PIL import Image
 
 from hoidata.engines.messages import with_tool_turns_as_user
 from hoidata.gen.loop import Trace
+from hoidata.gen.media import CropEncoder, png_bytes
 from hoidata.rewards import COMPONENTS, Scores
 from hoidata.rewards.completions import TOOL_CALL_BLOCK, parse_tool_call
 from hoidata.sft.messages import IMAGE_BLOCK, message, text
@@ -72,9 +72,11 @@ def rollout_rows(
     seed: int,
     tools_json: str,
     threads: int = 4,
+    encoder: CropEncoder | None = None,
 ) -> list[dict[str, Any]]:
     """One row per trace; ``samples[t.sample]`` is the SFT row its prompt came from and
-    ``prompts[t.sample]`` the stored form of that prompt (image blocks as placeholders)."""
+    ``prompts[t.sample]`` the stored form of that prompt (image blocks as placeholders).
+    ``encoder``: the one the async loop started the tools' images in (else encoded here)."""
     rows = []
     pending: list[tuple[list[dict[str, Any]], int, Image.Image]] = []  # (image list, slot, crop)
     for k, t in enumerate(traces):
@@ -120,8 +122,14 @@ def rollout_rows(
                 "seed": seed,
             }
         )
+    if encoder is not None:
+        for images, slot, image in pending:
+            images[slot] = {"bytes": encoder.encode(image), "path": None}
+        return rows
     with ThreadPoolExecutor(threads) as pool:  # PIL encodes without the GIL
-        for (images, slot, _), data in zip(pending, pool.map(_png, [p[2] for p in pending]), strict=True):
+        for (images, slot, _), data in zip(
+            pending, pool.map(png_bytes, [p[2] for p in pending]), strict=True
+        ):
             images[slot] = {"bytes": data, "path": None}
     return rows
 
@@ -136,10 +144,3 @@ def _assistant(raw: str) -> dict[str, Any]:
         calls.append({"type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}})
         kept = kept.replace(match.group(0), "", 1)
     return message("assistant", [text(kept.strip() if calls else kept)], calls or None)
-
-
-def _png(image: Image.Image) -> bytes:
-    """Lossless and fast: crops are small, and level 1 costs a fraction of the default's time."""
-    buf = io.BytesIO()
-    image.save(buf, "PNG", compress_level=1)
-    return buf.getvalue()

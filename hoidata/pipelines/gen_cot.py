@@ -2,7 +2,8 @@
 
 Prompts are the questions ``build-sft`` asks (from a ``boxes`` dataset, for ``--task``; or an
 SFT dataset as it is), told to think, use the tools and answer. Each shard of ``shard_size``
-prompts runs the multi-turn loop as one wave per turn and is written atomically: a killed run
+prompts runs the multi-turn loop (asynchronously by default: :mod:`hoidata.gen.rollouts`; or as
+one wave per turn) and is written atomically: a killed run
 resumes at the first unfinished shard, and seeds follow the sample (not the batch or the shard
 layout), so the rerun writes what an uninterrupted run would have. ``--shard i/N`` runs every
 N-th shard, i first, into the same directory: several processes or machines (a shared file system)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ from PIL import Image
 from hoidata.engines import Engine, Sampling
 from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
-from hoidata.gen.loop import LoopConfig, run_loop
+from hoidata.gen.loop import LoopConfig, Trace, run_loop
+from hoidata.gen.media import CropEncoder, SourceImages
 from hoidata.gen.records import GEN_SCHEMA, gen_features, rollout_rows
+from hoidata.gen.rollouts import run_rollouts
 from hoidata.imagine import LIVE_BACKENDS, live_backend
 from hoidata.io import (
     ALL_SHARDS,
@@ -39,6 +43,7 @@ from hoidata.io import (
     run_stage,
 )
 from hoidata.io.images import open_images
+from hoidata.io.progress import Progress
 from hoidata.options import option, recorded
 from hoidata.pipelines.build_sft import BuildSftConfig, build_table
 from hoidata.profiles import Profile, get_profile
@@ -48,6 +53,7 @@ from hoidata.sft import prompts
 from hoidata.tools.environment import TOOL_NAMES, HoiEnvironment, tool_schemas
 
 COT_TASKS = ("referring", "grounding", "detection", "spatial")
+LOOPS = ("async", "waves")
 
 
 @dataclass
@@ -67,7 +73,17 @@ class GenCotConfig(GenerationConfig):
     tools: tuple[str, ...] = option(
         TOOL_NAMES, "Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."
     )
-    threads: int = option(4, "Threads decoding images and encoding crops.", record=False)
+    threads: int = option(
+        4, "Threads decoding images and encoding crops (and, async, running tools).", record=False
+    )
+    loop: str = option(
+        "async",
+        "async: a conversation goes back to the engine as soon as its turn and tools are done, tools "
+        "run while others generate; waves: one engine call per turn for every open rollout.",
+        choices=LOOPS,
+        record=False,
+    )
+    max_open: int = option(256, "async: prompts in flight at once (bounds memory).", record=False)
     imagine_cache: str | None = option(
         None, "An imagine cache (hoidata imagine): the imagine tool answers from it first."
     )
@@ -117,9 +133,12 @@ def gen_cot(
         split="train",
     )
     live = functools.cache(engine)  # loaded by the first shard that runs
+    bar = Progress("gen-cot", unit="prompt") if progress else None
 
     def work(k: int) -> tuple[pa.Table, pa.Table, dict[str, float]]:
-        return _shard(chunks[k], live(), profile, cfg, root)
+        if cfg.loop == "waves":
+            return _shard(chunks[k], live(), profile, cfg, root)
+        return _shard_async(chunks[k], live(), profile, cfg, root, bar)
 
     return run_stage(
         out,
@@ -129,7 +148,7 @@ def gen_cot(
         shard=shard,
         overwrite=overwrite,
         rows_are_records=False,
-        progress="gen-cot" if progress else None,
+        progress=bar,
         profile=profile.describe(),
     )
 
@@ -159,16 +178,80 @@ def _shard(
         engine,
         prompts,
         rows,
-        HoiEnvironment.factory(
-            cfg.tools,
-            profile=profile,
-            imagine_backend=live_backend(cfg.imagine_backend, url=cfg.imagine_url, model=cfg.imagine_model),
-            imagine_cache=cfg.imagine_cache,
-        ),
-        LoopConfig(Sampling(cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens), cfg.max_turns, cfg.seed),
+        _environment(cfg, profile),
+        _loop_config(cfg),
         tools=tool_schemas(cfg.tools),
         sample_ids=[s["sample_id"] for s in kept],
     )
+    return _tables(traces, kept, stored, rejects, engine, profile, cfg)
+
+
+def _shard_async(
+    samples: list[dict[str, Any]],
+    engine: Engine,
+    profile: Profile,
+    cfg: GenCotConfig,
+    root: str | None,
+    bar: Progress | None,
+) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+    """One shard through the async loop: each image decoded when its prompt is admitted (once for
+    all prompts showing it), each distinct crop encoded once, while other rollouts generate."""
+    images = SourceImages(root)
+    stored: list[list[dict[str, Any]]] = [[] for _ in samples]
+
+    def load(i: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        image = images.open(samples[i]["images"][0])
+        stored[i], shown = _prompt(samples[i], image)
+        return shown, {**samples[i], "images": [image]}
+
+    with ThreadPoolExecutor(cfg.threads, "hoidata-encode") as pool:
+        encoder = CropEncoder(pool)
+        traces, failures = run_rollouts(
+            engine,
+            len(samples),
+            load,
+            _environment(cfg, profile),
+            _loop_config(cfg),
+            tools=tool_schemas(cfg.tools),
+            sample_ids=[s["sample_id"] for s in samples],
+            max_open=cfg.max_open,
+            threads=cfg.threads,
+            encoder=encoder,
+            done=None if bar is None else lambda _: bar.update(1),
+        )
+        rejects = [
+            {"sample_id": samples[i]["sample_id"], "field": "images", "reason": f"{type(e).__name__}: {e}"}
+            for i, e in sorted(failures.items())
+        ]
+        return _tables(traces, samples, stored, rejects, engine, profile, cfg, encoder)
+
+
+def _environment(cfg: GenCotConfig, profile: Profile) -> Callable[[], HoiEnvironment]:
+    """One fresh tool environment per rollout, in either loop."""
+    return HoiEnvironment.factory(
+        cfg.tools,
+        profile=profile,
+        imagine_backend=live_backend(cfg.imagine_backend, url=cfg.imagine_url, model=cfg.imagine_model),
+        imagine_cache=cfg.imagine_cache,
+    )
+
+
+def _loop_config(cfg: GenCotConfig) -> LoopConfig:
+    return LoopConfig(Sampling(cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens), cfg.max_turns, cfg.seed)
+
+
+def _tables(
+    traces: list[Trace],
+    samples: list[dict[str, Any]],
+    stored: list[list[dict[str, Any]]],
+    rejects: list[dict[str, Any]],
+    engine: Engine,
+    profile: Profile,
+    cfg: GenCotConfig,
+    encoder: CropEncoder | None = None,
+) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+    """Score the rollouts (``samples[t.sample]`` is a trace's SFT row) and make the shard's tables."""
+    kept = samples
     targets = Targets.from_rows(
         [kept[t.sample]["pairs"] for t in traces],
         [kept[t.sample]["task"] for t in traces],
@@ -185,6 +268,8 @@ def _shard(
         model=engine.model,
         seed=cfg.seed,
         tools_json=orjson.dumps(tool_schemas(cfg.tools)).decode(),
+        threads=cfg.threads,
+        encoder=encoder,
     )
     used = sum(t.prompt_tokens + t.completion_tokens for t in traces)
     tables = pa.Table.from_pylist(out, GEN_SCHEMA), pa.Table.from_pylist(rejects, REJECTS_SCHEMA)
