@@ -13,6 +13,7 @@ from trl.data_utils import prepare_multimodal_messages
 from hoidata.io import open_dataset, read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
+from hoidata.pipelines.referral import QAConfig, add_qa
 from hoidata.profiles import get_profile
 from hoidata.profiles.chat import use_tool_template
 from hoidata.sft.tasks import TASKS
@@ -21,8 +22,11 @@ FAMILIES = ["qwen2.5-vl", "qwen3-vl"]
 
 
 @pytest.fixture(scope="module")
-def canonical(demo_canonical) -> Path:
-    return demo_canonical(10)
+def canonical(demo_canonical, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's train split with referral questions added, so every task (hoiqa too) has samples."""
+    out = tmp_path_factory.mktemp("with-qa") / "canonical"
+    add_qa(demo_canonical(10), out, QAConfig())
+    return out
 
 
 def _processor(path: Path, family: str):
@@ -114,6 +118,7 @@ def test_two_sft_steps_on_every_task(family: str, canonical: Path, tmp_path: Pat
     processor = _processor(path, family)
     for task in TASKS:
         ds = open_dataset(_built(canonical, tmp_path, family, processor, task))
+        assert len(ds) >= 2, task
         ds = ds.select(range(min(4, len(ds)))).select_columns(["images", "messages"])
         model = AutoModelForImageTextToText.from_pretrained(path)
         before = [p.detach().clone() for p in model.parameters()]
