@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from timing import timed
+from timing import hoidata, timed, whole_process
 
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
@@ -136,6 +136,12 @@ def main() -> None:
     ours = read_table(tmp / "ours").to_pylist()
     base = pq.read_table(tmp / "base").to_pylist()
     assert _comparable(ours) == _comparable(base), "hoidata and the baseline disagree"
+    cli = whole_process(
+        "hoidata build-sft referring",
+        hoidata(
+            "build-sft", "referring", tmp / "boxed", "--images", "path", "-o", tmp / "cli", "--overwrite"
+        ),
+    )
     shutil.rmtree(tmp)
     n = len(ours)
     print(f"HICO-DET test, referring (qwen2.5-vl), {n:,} samples from 9,658 images, image paths")
@@ -146,6 +152,7 @@ def main() -> None:
         f"  hoidata build-sft (in-process):             {t_ours * 1000:8.1f} ms  ({n / t_ours:9,.0f} samples/s)"
     )
     print(f"  speed-up: {t_base / t_ours:.1f}x   (goals: ≥ 5x and ≥ 20,000 samples/s)")
+    print(cli.line())
 
 
 if __name__ == "__main__":

@@ -1,29 +1,38 @@
-"""gen-cot's own overhead with an instant engine, against a seed-style generation loop.
+"""gen-cot's own overhead with an instant engine, and how long a real engine would sit idle.
 
-Both run the same rollouts: the model (an engine that answers at once) zooms in on the pair, then
-answers. The work left is the pipeline's: prompts with images, tool calls run in the environment,
-crops, rewards, and writing. The seed-style loop does what the published scripts do: one request
-at a time, and the whole output file rewritten after each sample. Goal on 2 cores: at least
-1,000 samples/s of overhead throughput, so a GPU engine never waits on the pipeline. Both rates
-are printed: prompts/s, and rollout records/s (one record per prompt and rollout); decoding each
-image and PNG-encoding each crop, in threads, are most of what is left.
+1. Overhead. Every loop runs the same rollouts: the model (an engine that answers at once) zooms in
+   on the pair, then answers. The work left is the pipeline's: prompts with images, tool calls run
+   in the environment, crops, rewards, and writing. The seed-style loop does what the published
+   scripts do: one request at a time, and the whole output file rewritten after each sample;
+   ``--loop waves`` is the wave loop (one engine call per turn); ``--loop async`` the default.
+   Goal: at least 5,000 rollout records/s (one record per prompt and rollout), so a GPU engine
+   never waits on the pipeline.
+2. Idle engine. A fake engine that takes a fixed time per call (per request, in flight together,
+   as continuous batching serves them) and tools that take a fixed time: the share of the run the
+   engine has nothing to generate because every open conversation waits for its tools. Goal for
+   the async loop: at most 5%.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
-from timing import timed
+from timing import timed_interleaved, whole_process
 
 from hoidata.demo import make_raw
 from hoidata.engines import Generation, Sampling
+from hoidata.gen.loop import LoopConfig, run_loop
+from hoidata.gen.rollouts import run_loop_async
 from hoidata.io import read_table
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.convert import ConvertConfig, convert
@@ -31,7 +40,7 @@ from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 from hoidata.profiles import get_profile
 from hoidata.rewards import Targets, score
 from hoidata.sft.prompts import COT_INSTRUCTION
-from hoidata.tools.environment import HoiEnvironment, call_tool
+from hoidata.tools.environment import HoiEnvironment, call_tool, tool_schemas
 
 N_IMAGES = 400
 ZOOM = {"name": "zoom_in", "arguments": {"bbox_2d": [100, 100, 700, 900]}}
@@ -105,7 +114,7 @@ def seed_style(boxed: Path, root: Path, out: Path, n: int) -> int:
     return len(table)
 
 
-def main() -> None:
+def overhead() -> None:
     tmp = Path(tempfile.mkdtemp())
     files = make_raw(tmp / "raw", n_train=N_IMAGES, n_test=1)
     images = tmp / "raw" / "images" / "train"
@@ -122,31 +131,116 @@ def main() -> None:
     )
     boxes(tmp / "canonical", tmp / "boxed", BoxesConfig(profile="qwen3-vl"))
     n = 4
-    cfg = GenCotConfig(engine="instant", model="instant", n=n, max_turns=3, shard_size=256)
 
-    def ours() -> None:
-        gen_cot(tmp / "boxed", tmp / "cot", cfg, InstantEngine, overwrite=True, progress=False)
+    def run(loop: str) -> None:
+        cfg = GenCotConfig(engine="instant", model="instant", n=n, max_turns=3, shard_size=256, loop=loop)
+        gen_cot(tmp / "boxed", tmp / loop, cfg, InstantEngine, overwrite=True, progress=False)
 
-    t_ours = timed(ours, repeats=3)
-    prompts = read_table(tmp / "cot").num_rows // n
+    t_waves, t_async = timed_interleaved([lambda: run("waves"), lambda: run("async")], repeats=3)
+    prompts = read_table(tmp / "async").num_rows // n
+    assert read_table(tmp / "async").to_pylist() == read_table(tmp / "waves").to_pylist()
     t0 = time.perf_counter()
     base_prompts = seed_style(tmp / "boxed", images, tmp / "seed", n)
     t_base = time.perf_counter() - t0
+    runner = [sys.executable, str(Path(__file__).with_name("gen_cot_instant.py")), str(tmp / "boxed")]
+    cli = whole_process("gen-cot, instant engine", [*runner, str(tmp / "cli")], repeats=3)
     shutil.rmtree(tmp)
+    records = prompts * n
     print(
         f"demo scenes, {prompts:,} referring prompts × {n} rollouts, each: zoom_in → crop → answer → rewards"
     )
     print(
-        f"  seed-style loop (one request, file rewritten): {t_base:7.2f} s  ({base_prompts / t_base:8,.0f} prompts/s)"
+        f"  seed-style loop (one request, file rewritten): {t_base:7.2f} s  "
+        f"({base_prompts * n / t_base:8,.0f} rollout records/s)"
     )
+    for label, t in (("--loop waves (today's loop)", t_waves), ("--loop async (the default) ", t_async)):
+        print(f"  gen-cot {label}:         {t:7.2f} s  ({records / t:8,.0f} rollout records/s)")
     print(
-        f"  hoidata gen-cot (waves, shards):               {t_ours:7.2f} s  ({prompts / t_ours:8,.0f} prompts/s, "
-        f"{prompts * n / t_ours:,.0f} rollout records/s)"
+        f"  async / waves: {t_waves / t_async:.1f}x; async / seed-style: "
+        f"{t_base / t_async * prompts / base_prompts:.0f}x   (goal: ≥ 5,000 rollout records/s)"
     )
+    print(cli.line())
+
+
+ENGINE_S, TOOL_S = 0.05, 0.01  # per engine call (a request, or a wave), per tool call
+
+
+class TimedEngine:
+    """Takes ENGINE_S per call and logs when it was busy; zooms twice, then answers."""
+
+    name, model = "timed", "timed"
+
+    def __init__(self) -> None:
+        self.busy: list[tuple[float, float]] = []
+
+    def reply(self, conversation: list, n: int) -> list[Generation]:
+        turn = sum(m["role"] == "assistant" for m in conversation)
+        zoom = json.dumps({"name": "zoom_in", "arguments": {"bbox_2d": [100 + 50 * turn, 100, 700, 900]}})
+        text = (
+            f"<think>Closer.</think>\n<tool_call>\n{zoom}\n</tool_call>"
+            if turn < 2
+            else "<answer>hold</answer>"
+        )
+        return [Generation(text, 300, 30)] * n
+
+    def generate(self, conversations: Sequence[list], sampling: Sampling, seeds: Any, tools: Any = None):
+        start = time.perf_counter()
+        time.sleep(ENGINE_S)  # one batched call for the whole wave
+        self.busy.append((start, time.perf_counter()))
+        return [self.reply(c, sampling.n) for c in conversations]
+
+    async def agenerate(self, conversation: list, sampling: Sampling, seed: int, tools: Any = None):
+        start = time.perf_counter()
+        await asyncio.sleep(ENGINE_S)  # continuous batching: requests in flight together
+        self.busy.append((start, time.perf_counter()))
+        return self.reply(conversation, sampling.n)
+
+    def idle_share(self) -> float:
+        """The share of the run, first call to last, with no call in flight."""
+        spans = sorted(self.busy)
+        covered, end = 0.0, spans[0][0]
+        for a, b in spans:
+            covered += max(0.0, b - max(a, end))
+            end = max(end, b)
+        return 1 - covered / (end - spans[0][0])
+
+
+class SlowTools(HoiEnvironment):
+    def zoom_in(self, bbox_2d: list[float]) -> Any:
+        time.sleep(TOOL_S)
+        return super().zoom_in(bbox_2d)
+
+
+def idle() -> None:
+    rng = np.random.default_rng(0)
+    scenes = [Image.fromarray(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)) for _ in range(64)]
+    prompts = [
+        [{"role": "user", "content": [{"type": "image", "image": im}, {"type": "text", "text": "What?"}]}]
+        for im in scenes
+    ]
+    rows = [
+        {"images": [im], "width": 480, "height": 360, "pairs": [], "sample_id": str(k)}
+        for k, im in enumerate(scenes)
+    ]
+    cfg = LoopConfig(Sampling(n=4), max_turns=3)
+    waves, started = TimedEngine(), time.perf_counter()
+    run_loop(waves, prompts, rows, SlowTools.factory(profile="qwen3-vl"), cfg, tool_schemas())
+    t_waves = time.perf_counter() - started
+    ours, started = TimedEngine(), time.perf_counter()
+    run_loop_async(ours, prompts, rows, SlowTools.factory(profile="qwen3-vl"), cfg, tool_schemas(), threads=8)
+    t_async = time.perf_counter() - started
+    rollouts = len(prompts) * cfg.sampling.n
     print(
-        f"  speed-up: {t_base / t_ours * prompts / base_prompts:.1f}x   (goal: ≥ 1,000 samples/s of overhead, a "
-        "sample being what the engine generates: one rollout of a prompt)"
+        f"engine idle while tools run: {rollouts} rollouts × 2 zooms, engine {ENGINE_S * 1e3:.0f} ms per call, "
+        f"tools {TOOL_S * 1e3:.0f} ms per call"
     )
+    print(f"  waves (today's loop): idle {waves.idle_share():5.1%} of {t_waves:5.2f} s")
+    print(f"  async (8 tool threads): idle {ours.idle_share():5.1%} of {t_async:5.2f} s   (goal: ≤ 5%)")
+
+
+def main() -> None:
+    overhead()
+    idle()
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ has, to show the cost), and `hoidata --help` against a bare interpreter.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import WholeProcess, hoidata, whole_process
 
 REFERENCE = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "hico" / "upt_instances_test2015.json"
@@ -28,24 +28,9 @@ sys.meta_path.insert(0, NoPandas())
 RUN = "import sys\nsys.argv = ['hoidata', *sys.argv[1:]]\nfrom hoidata.cli import main\nmain()"
 
 
-def whole_process(code: str, *args: str, repeats: int = 7) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True)
-        times.append(time.perf_counter() - t)
-    return times
-
-
-def line(name: str, times: list[float]) -> str:
-    return f"  {name:<34} min {min(times):.3f} s  median {statistics.median(times):.3f} s  max {max(times):.3f} s"
-
-
 def main() -> None:
-    bare = whole_process("pass")
-    help_ = whole_process(RUN, "--help")
-    print(line("python -c pass", bare))
-    print(line("hoidata --help", help_))
+    print(whole_process("python -c pass", [sys.executable, "-c", "pass"], repeats=7).line())
+    print(whole_process("hoidata --help", hoidata("--help"), repeats=7).line())
     if not REFERENCE.is_file():
         print(f"  convert: skipped, {REFERENCE} not found")
         return
@@ -60,14 +45,25 @@ def main() -> None:
             f"{tmp}/out",
             "--overwrite",
         )
-        with_pandas, without = [], []
+        runs: dict[str, list[WholeProcess]] = {"with": [], "without": []}
         for _ in range(7):  # interleaved: both sides see the same machine
-            with_pandas += whole_process(RUN, *args, repeats=1)
-            without += whole_process(NO_PANDAS + RUN, *args, repeats=1)
-    print(line("hoidata convert hico (UPT test)", with_pandas))
-    print(line("  same, pandas unimportable", without))
-    cost = statistics.median(with_pandas) - statistics.median(without)
-    print(f"  pandas, loaded by pyarrow: {cost:.3f} s of {statistics.median(with_pandas):.3f} s")
+            runs["with"].append(whole_process("", [sys.executable, "-c", RUN, *args], 1, warmup=0))
+            runs["without"].append(
+                whole_process("", [sys.executable, "-c", NO_PANDAS + RUN, *args], 1, warmup=0)
+            )
+    with_pandas, without = (
+        WholeProcess(
+            label, [t for r in runs[key] for t in r.seconds], [m for r in runs[key] for m in r.peak_mib]
+        )
+        for key, label in (
+            ("with", "hoidata convert hico (UPT test)"),
+            ("without", "  same, pandas unimportable"),
+        )
+    )
+    print(with_pandas.line())
+    print(without.line())
+    cost = statistics.median(with_pandas.seconds) - statistics.median(without.seconds)
+    print(f"  pandas, loaded by pyarrow: {cost:.3f} s of {statistics.median(with_pandas.seconds):.3f} s")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,9 @@ def test_config_file_then_flags(demo_canonical: Any, tmp_path: Path) -> None:
         main(argv)
     assert done.value.code in (0, None)
     recorded = read_manifest(out).config
-    assert recorded["union_pad"] == 4 and recorded["no_object"] == "null" and recorded["profile"] == "qwen2-vl"
+    assert (
+        recorded["union_pad"] == 4 and recorded["no_object"] == "null" and recorded["profile"] == "qwen2-vl"
+    )
     cfg.write_text("union_padding: 4\n")
     bad = subprocess.run(
         [sys.executable, "-m", "hoidata", *argv[:3], str(tmp_path / "c"), "--config", str(cfg)],
@@ -164,4 +166,21 @@ def test_config_file_holds_only_what_the_command_offers(reference: Path, tmp_pat
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
     cfg.write_text("image_check: false\nbox_origin: two-based\n")  # a choice the command line refuses
     refused = subprocess.run([*base, "-o", str(tmp_path / "b")], capture_output=True, text=True)
-    assert refused.returncode == 2 and "box_origin must be one of" in refused.stderr and str(cfg) in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "box_origin must be one of" in refused.stderr
+        and str(cfg) in refused.stderr
+    )
+
+
+def test_data_stages_import_neither_torch_nor_numba() -> None:
+    """convert, boxes and build-sft start light: no torch, and no compiled answer scanners (numba,
+    ~0.3 s) that only scoring and evaluation use."""
+    code = (
+        "import sys\n"
+        "import hoidata.cli.convert, hoidata.cli.boxes, hoidata.cli.build_sft\n"
+        "import hoidata.pipelines.convert, hoidata.pipelines.boxes, hoidata.pipelines.build_sft\n"
+        "print(sorted(m for m in ('torch', 'numba', 'transformers') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout

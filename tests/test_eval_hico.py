@@ -7,7 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from light_cli import run_light
@@ -28,9 +30,10 @@ from hoidata.eval import (
     write_predictions,
 )
 from hoidata.eval.hico import pair_overlap
+from hoidata.eval.result_files import columns_from_records, read_ppdm_columns, scan_file
 from hoidata.io import read_table
 from hoidata.pipelines.convert import ConvertConfig, convert
-from hoidata.schemas.boxes import to_inclusive
+from hoidata.schemas.boxes import BoxOrigin, to_inclusive
 from hoidata.schemas.taxonomy import hico_det
 
 TAX = hico_det()
@@ -397,6 +400,189 @@ def test_predictions_reader_rejects_bad_tables(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(HoidataError, match="not a readable Parquet"):
         read_predictions(tmp_path / "bad.parquet")
+
+
+# ---- result-file readers against straightforward references ------------------------------------------
+def _result_records(rng: np.random.Generator, n: int) -> list[dict]:
+    """PPDM result records with every value form a writer produces: float32-looking and 17-digit
+    decimals, integers, exponents, negative zero, null or absent object ids and scores, empty lists."""
+
+    def number() -> float | int:
+        kind = rng.integers(6)
+        if kind == 0:
+            return int(rng.integers(-5, 700))
+        if kind == 1:
+            return float(np.float32(rng.uniform(0, 700)))
+        if kind == 2:
+            return float(rng.uniform(-1, 1) * 10.0 ** int(rng.integers(-30, 30)))
+        if kind == 3:
+            return -0.0
+        return float(rng.uniform(0, 700))
+
+    records = []
+    for i in range(n):
+        n_box, n_pair = int(rng.integers(0, 6)), int(rng.integers(0, 6))
+        boxes = [
+            {"bbox": [number() for _ in range(4)], "category_id": int(rng.integers(1, 91))}
+            for _ in range(n_box)
+        ]
+        pairs = []
+        for _ in range(n_pair if n_box else 0):
+            pair: dict = {"subject_id": int(rng.integers(n_box)), "category_id": int(rng.integers(1, 118))}
+            if rng.random() < 0.8:
+                pair["object_id"] = int(rng.integers(n_box)) if rng.random() < 0.9 else None
+            if rng.random() < 0.8:
+                pair["score"] = round(float(rng.random()), 2) if rng.random() < 0.5 else float(rng.random())
+            pairs.append(dict(reversed(pair.items())) if rng.random() < 0.3 else pair)
+        record = {
+            "file_name": f"HICO_test2015_{i + 1:08d}.jpg",
+            "predictions": boxes,
+            "hoi_prediction": pairs,
+        }
+        if rng.random() < 0.1:
+            record["file_name"] = None
+        if rng.random() < 0.1:
+            del record["predictions" if not pairs else "file_name"]
+        records.append(record)
+    return [*records, {}]
+
+
+def _same_columns(a, b) -> None:
+    for name in ("named", "box_counts", "pair_counts", "labels", "subjects", "objects", "verbs", "has_score"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for name in ("boxes", "scores"):  # bit for bit: NaN where absent, -0.0 kept
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    assert a.file_names == b.file_names
+
+
+@pytest.mark.parametrize("layout", ["compact", "spaces", "indent"])
+def test_ppdm_scanner_equals_the_record_by_record_reader(tmp_path: Path, layout: str) -> None:
+    records = _result_records(np.random.default_rng(0), 400)
+    text = {
+        "compact": lambda r: json.dumps(r, separators=(",", ":")),
+        "spaces": json.dumps,
+        "indent": lambda r: json.dumps(r, indent=2),
+    }[layout](records)
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    reference = columns_from_records(json.loads(text), BoxOrigin.ONE_BASED, path)
+    for chunk in (7, 100, 1 << 20):  # records cut across reads, and one read for all
+        for parallel_from in (0, 1 << 30):  # two halves at once, or one pass
+            scanned = scan_file(path, BoxOrigin.ONE_BASED, chunk=chunk, parallel_from=parallel_from)
+            assert scanned is not None
+            _same_columns(scanned, reference)
+    assert len(reference.boxes) > 500 and (~reference.has_score).any() and (reference.objects < 0).any()
+
+
+def test_ppdm_scanner_reads_every_number_as_python_does(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    values = [float(v) for v in rng.uniform(-1e4, 1e4, 3000)]
+    values += [float(np.float32(v)) for v in rng.uniform(0, 2000, 3000)]
+    values += [
+        float(v * 10.0**e)
+        for v, e in zip(rng.uniform(0, 1, 3000), rng.integers(-250, 250, 3000), strict=True)
+    ]
+    texts = [repr(v) for v in values] + ["1e5", "1E+05", "-2.5e-3", "0.000123", "123456789012345678", "-0.0"]
+    texts += ["9007199254740993", "0.30000000000000004", "2.2250738585072014e-250", "1.7976931348623157e250"]
+    pairs = ",".join(f'{{"subject_id":0,"category_id":1,"score":{t}}}' for t in texts)
+    path = tmp_path / "n.json"
+    path.write_text(f'[{{"predictions":[{{"bbox":[1,2,3,4],"category_id":1}}],"hoi_prediction":[{pairs}]}}]')
+    scanned = scan_file(path)
+    assert scanned is not None  # scores stay float64: compared bit for bit with Python's reading
+    assert scanned.scores.tobytes() == np.array([float(t) for t in texts]).tobytes()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"file_name": "caf\\u00e9.jpg", "predictions": [], "hoi_prediction": []}]',  # an escape
+        '[{"file_name": "a.jpg", "extra": 1}]',  # another key
+        '[{"predictions": [{"bbox": [1, 2, 3, 4], "category_id": 1.0}]}]',  # a float id
+        '[{"predictions": [{"bbox": [1, 2, 3, 4], "category_id": 1}]}] x',  # something after the list
+        '[{"predictions": [{"bbox": [1, 2, 3, 4], "category_id": 1}]}',  # truncated
+        '[{"hoi_prediction": [{"subject_id": 0, "category_id": 1, "score": true}]}]',
+        '[{"predictions": [{"bbox": [1, 2, 3], "category_id": 1}]}]',
+        '[{"predictions": [{"bbox": [1, 2, 3, 4], "category_id": 1}], "predictions": []}]',
+        '[{"predictions": [{"bbox": [1, 2, 3, 4e999], "category_id": 1}]}]',
+        "[7]",
+        '{"a": 1}',
+        "",
+    ],
+)
+def test_files_outside_the_scanner_subset_read_as_the_reference_reads_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    assert scan_file(path) is None
+    try:
+        records = orjson.loads(text)
+        assert isinstance(records, list)
+        expected = columns_from_records(records, BoxOrigin.ONE_BASED, path)
+    except (orjson.JSONDecodeError, HoidataError, AssertionError):
+        with pytest.raises(HoidataError):
+            read_ppdm_columns(path)
+        return
+    _same_columns(read_ppdm_columns(path), expected)
+
+
+def _reference_detections(table: pa.Table, gt: GroundTruth) -> tuple[np.ndarray, ...]:
+    """Detections the straightforward way: one Python dict per prediction, rows in ground-truth order."""
+    index = gt.sample_index()
+    rows = sorted(
+        (index[r["sample_id"]], r["predictions"]) for r in table.to_pylist() if r["sample_id"] in index
+    )
+    image, hoi, human, obj, score = [], [], [], [], []
+    for i, preds in rows:
+        for p in preds:
+            image.append(i)
+            hoi.append(p["hoi_id"])
+            human.append(p["person_bbox"])
+            obj.append(p["object_bbox"] if p["object_bbox"] is not None else [np.nan] * 4)
+            score.append(p["score"])
+    return np.array(image), np.array(hoi), np.array(human, float), np.array(obj, float), np.array(score)
+
+
+def test_both_formats_read_the_same_detections_as_a_per_prediction_reading(
+    hico_test: Path, tmp_path: Path
+) -> None:
+    gt = load_ground_truth(hico_test, TAX)
+    rng = np.random.default_rng(2)
+    table = _gt_as_predictions(hico_test).slice(0, 500)
+    preds = pc.list_flatten(table.column("predictions").combine_chunks())
+    jitter = pa.FixedSizeListArray.from_arrays(
+        pc.add(preds.field("person_bbox").values, pa.array(rng.uniform(-3, 3, 4 * len(preds)), pa.float32())),
+        4,
+    )
+    scores = pa.array(np.round(rng.uniform(0, 1, len(preds)), 2))
+    items = pa.StructArray.from_arrays(
+        [
+            jitter if f.name == "person_bbox" else scores if f.name == "score" else preds.field(f.name)
+            for f in preds.type
+        ],
+        fields=list(preds.type),
+    )
+    lists = pa.ListArray.from_arrays(table.column("predictions").combine_chunks().offsets, items)
+    table = pa.table({"sample_id": table.column("sample_id"), "predictions": lists}).take(
+        rng.permutation(500)
+    )
+    write_predictions(table, tmp_path / "p.parquet")
+    names = dict(zip(gt.sample_ids, gt.file_names, strict=True))
+    write_ppdm_results(table, tmp_path / "p.json", TAX, names)
+    image, hoi, human, obj, score = _reference_detections(table, gt)
+    for read in (
+        to_detections(read_predictions(tmp_path / "p.parquet"), gt.sample_index(), TAX),
+        to_detections(
+            read_ppdm_results(tmp_path / "p.json", TAX, gt.file_to_sample(), gt.sample_ids),
+            gt.sample_index(),
+            TAX,
+        ),
+    ):
+        assert np.array_equal(read.image, image) and np.array_equal(read.hoi, hoi)
+        assert np.array_equal(read.human, human) and np.array_equal(read.obj, obj, equal_nan=True)
+        assert np.array_equal(read.score, score)
+    on_parquet = eval_hico(tmp_path / "p.parquet", hico_test)
+    on_json = eval_hico(tmp_path / "p.json", hico_test)
+    assert np.array_equal(on_parquet.ap, on_json.ap) and on_json.map["full"] > 0
 
 
 # ---- command line -----------------------------------------------------------------------------------

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from hoidata.cli import eval_answers
 from hoidata.cli.apps import examples, new_app
 from hoidata.cli.options import choice_enum
 from hoidata.cli.params import JsonOut
 from hoidata.cli.summary import show_report
 from hoidata.eval.hico import PREDICTION_FORMATS, SETTINGS, eval_hico
 from hoidata.eval.plot import plot_ap_vs_frequency, training_frequency
-from hoidata.eval.predictions import PPDM_IDS, RANKING_RULES
+from hoidata.eval.predictions import RANKING_RULES
 from hoidata.eval.protocol import TIE_ORDERS
 from hoidata.eval.protocol import VARIANTS as HICO_VARIANTS
+from hoidata.eval.result_files import PPDM_IDS
 from hoidata.eval.swig import VARIANTS as SWIG_VARIANTS
 from hoidata.eval.swig import eval_swig
 from hoidata.schemas.boxes import BoxOrigin
 from hoidata.schemas.taxonomy import ZERO_SHOT_SPLITS
 
-app = new_app(help="Evaluate predictions against a ground-truth dataset.")
+
+class EvalGroup(TyperGroup):
+    """``hico`` and ``swig`` live here; the answer evaluators (``grounding``, ``referring``, ``hoiqa``,
+    from :mod:`hoidata.cli.eval_answers`) are imported only when one of them, or the list, is asked
+    for: their imports would otherwise cost every ``eval hico`` run."""
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            self._add_answer_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        self._add_answer_commands()
+        return super().list_commands(ctx)
+
+    def _add_answer_commands(self) -> None:
+        answers = new_app()
+        for name, command, lines in importlib.import_module("hoidata.cli.eval_answers").COMMANDS:
+            answers.command(name, epilog=examples(*lines))(command)
+        for name, command in typer.main.get_command(answers).commands.items():  # type: ignore[attr-defined]
+            self.commands.setdefault(name, command)
+
+
+app = new_app(cls=EvalGroup, help="Evaluate predictions against a ground-truth dataset.")
 
 
 # the choices, from the evaluators' own tables
@@ -145,7 +170,3 @@ def swig(
         predictions, gt, variant=variant.value, ranking=ranking.value, ties=ties.value if ties else None
     )
     show_report(report, json_out)
-
-
-for name, command, lines in eval_answers.COMMANDS:
-    app.command(name, epilog=examples(*lines))(command)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from hoidata.cli.options import choice_enum
-from hoidata.cli.params import Completions, JsonOut, ProfileOpt, SkipMissing
+from hoidata.cli.params import Completions, JsonOut, SkipMissing
+from hoidata.cli.profile_option import ProfileOpt
 from hoidata.cli.summary import show_report
 from hoidata.eval.box_answer import eval_box_answer
 from hoidata.eval.grounding import eval_grounding

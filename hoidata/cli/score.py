@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from hoidata.cli.apps import new_app
-from hoidata.cli.params import Completions, ProfileOpt
+from hoidata.cli.params import Completions
+from hoidata.cli.profile_option import ProfileOpt
 from hoidata.errors import HoidataError
 from hoidata.eval.score import score_file
 from hoidata.rewards import RewardConfig

@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import typer
 
 from hoidata.io import Manifest
+from hoidata.io.files import read_parquet
 from hoidata.io.manifest import REJECTS
 
 
@@ -29,7 +29,7 @@ def print_summary(manifest: Manifest | None, out: Path, *, shard: str = "0/1") -
         + f" ({secs:.2f} s)\n  dataset: {out}"
     )
     if counts["rejected"]:
-        rejects = pq.read_table(out / REJECTS, columns=["field", "reason"]).to_pylist()
+        rejects = read_parquet(out / REJECTS, columns=["field", "reason"]).to_pylist()
         top = Counter(r["reason"].split(":")[0] for r in rejects).most_common(3)
         typer.echo(f"  rejects: {out / REJECTS} — " + "; ".join(f"{c} × {r}" for r, c in top))
     for note in manifest.extra.get("notes", []):

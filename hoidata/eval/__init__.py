@@ -13,13 +13,12 @@ from hoidata.eval.hico_report import HicoReport
 from hoidata.eval.predictions import (
     PREDICTIONS_SCHEMA,
     Detections,
-    read_ppdm_results,
     read_predictions,
     to_detections,
-    write_ppdm_results,
     write_predictions,
 )
 from hoidata.eval.protocol import THRESHOLDS, VARIANTS, HicoProtocol, get_protocol
+from hoidata.eval.result_files import read_ppdm_results, write_ppdm_results
 
 __all__ = [
     "PREDICTIONS_SCHEMA",

@@ -28,8 +28,9 @@ import numpy as np
 from hoidata.errors import HoidataError
 from hoidata.eval.groundtruth import GroundTruth, load_ground_truth
 from hoidata.eval.hico_report import HicoReport, summarise
-from hoidata.eval.predictions import Detections, read_ppdm_results, read_predictions, to_detections
+from hoidata.eval.predictions import Detections, detections, read_predictions, table_columns
 from hoidata.eval.protocol import THRESHOLDS, HicoProtocol, get_protocol
+from hoidata.eval.result_files import ppdm_predictions, read_ppdm_columns
 from hoidata.schemas.boxes import BoxOrigin, to_inclusive
 from hoidata.schemas.taxonomy import ZERO_SHOT_SPLITS, Taxonomy, hico_det
 
@@ -178,10 +179,11 @@ def match(
 def _ranges(sorted_keys: np.ndarray, queries: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
     """Start and length of each query's run in ``sorted_keys``: a dense table when the key space is
     small (HICO-DET: 9,658 × 600), else a binary search."""
-    if key_space <= 32_000_000:
-        count = np.bincount(sorted_keys, minlength=key_space).astype(np.int32)
-        first = (np.cumsum(count, dtype=np.int64) - count).astype(np.int64)
-        return first[queries], count[queries].astype(np.int64)
+    if key_space <= 32_000_000:  # int32, written only where a key is: the largest table evaluation makes
+        keys, starts, counts = np.unique(sorted_keys, return_index=True, return_counts=True)
+        first, count = np.zeros(key_space, np.int32), np.zeros(key_space, np.int32)
+        first[keys], count[keys] = starts, counts
+        return first[queries].astype(np.int64), count[queries].astype(np.int64)
     lo = np.searchsorted(sorted_keys, queries, side="left")
     return lo, np.searchsorted(sorted_keys, queries, side="right") - lo
 
@@ -285,20 +287,26 @@ def eval_hico(
     PPDM format only."""
     tax = hico_det()
     protocol = get_protocol(variant)
-    gt = load_ground_truth(gt_dir, tax)
     path = Path(predictions)
     if format == "auto":
         format = "ppdm" if path.suffix.lower() == ".json" else "hoidata"
+    gt = load_ground_truth(gt_dir, tax)
     if format == "ppdm":
-        table = read_ppdm_results(path, tax, gt.file_to_sample(), gt.sample_ids, box_origin, ids)
+        cols = read_ppdm_columns(path, box_origin)
+        pred, _ = ppdm_predictions(cols, tax, gt.file_to_sample(), gt.sample_ids, ids, str(path))
+        del cols  # the columns' memory goes before the matching's comes
+        if not protocol.label_aware:
+            pred.object_label[:] = -1
     elif format == "hoidata":
-        table = read_predictions(path)
+        pred = table_columns(read_predictions(path), tax, object_labels=protocol.label_aware)
     else:
         raise HoidataError(f"unknown predictions format {format!r}; expected auto, hoidata or ppdm")
-    dets = to_detections(table, gt.sample_index(), tax, ranking, object_labels=protocol.label_aware)
-    if table.num_rows and len(dets.unmatched_samples) == table.num_rows:
+    dets = detections(pred, gt.sample_index(), tax, ranking)
+    n_rows = len(pred.sample_ids)
+    del pred
+    if n_rows and len(dets.unmatched_samples) == n_rows:
         raise HoidataError(
-            f"none of the {table.num_rows} predicted images is in the ground truth "
+            f"none of the {n_rows} predicted images is in the ground truth "
             f"(first sample_id: {dets.unmatched_samples[0]!r}; ground truth has e.g. {gt.sample_ids[0]!r})",
             file=str(path),
         )

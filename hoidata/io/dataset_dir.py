@@ -8,8 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from hoidata.io.files import read_parquet
 from hoidata.io.manifest import read_manifest
 from hoidata.schemas.canonical import with_features
 
@@ -17,7 +17,7 @@ from hoidata.schemas.canonical import with_features
 def read_table(path: Path | str, columns: list[str] | None = None) -> pa.Table:
     """All shards of a complete dataset directory as one Arrow table (no `datasets` import)."""
     manifest = read_manifest(path)
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in manifest.shard_files(path)])
+    return pa.concat_tables([read_parquet(f, columns=columns) for f in manifest.shard_files(path)])
 
 
 def open_dataset(path: Path | str, image_root: Path | str | None = None) -> Any:

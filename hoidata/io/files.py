@@ -58,6 +58,13 @@ def fingerprint(paths: Iterable[Path | str], extra: bytes = b"") -> str:
     return h.hexdigest()
 
 
+def read_parquet(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file as a table: as ``pq.read_table`` reads it, without its dataset layer (which
+    imports pyarrow.dataset, and with it pandas: 0.3 s of a stage's start)."""
+    with pq.ParquetFile(path) as f:
+        return f.read(columns=columns)
+
+
 def parquet_rows(files: Iterable[Path | str]) -> list[int]:
     """Rows of each Parquet file, from its footer (nothing else is read)."""
     return [pq.read_metadata(f).num_rows for f in files]

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from hoidata import __version__
 from hoidata.errors import HoidataError
-from hoidata.io.files import parquet_rows, write_json_atomic, write_parquet_atomic
+from hoidata.io.files import parquet_rows, read_parquet, write_json_atomic, write_parquet_atomic
 from hoidata.io.manifest import DATA, MANIFEST, REJECTS, Manifest, read_manifest
 from hoidata.io.progress import Progress
 from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_features
@@ -106,7 +106,7 @@ def run_stage_on_shards(
     files = read_manifest(input_dir).shard_files(input_dir)
 
     def work(k: int) -> ShardResult:
-        return transform(pq.read_table(files[k], columns=columns), str(files[k]))
+        return transform(read_parquet(files[k], columns=columns), str(files[k]))
 
     return run_stage(out, output, parquet_rows(files), work, **options)
 
@@ -284,7 +284,7 @@ class StageRun:
             n = pq.read_metadata(self.shard_path(i)).num_rows
             shards.append({"path": str(self.shard_path(i).relative_to(self.out)), "rows": n})
             rows += n
-        parts = [pq.read_table(self.rejects_path(i)) for i in range(self.num_shards)]
+        parts = [read_parquet(self.rejects_path(i)) for i in range(self.num_shards)]
         rejects = pa.concat_tables(parts) if parts else REJECTS_SCHEMA.empty_table()
         write_parquet_atomic(
             self.out / REJECTS, rejects.cast(with_features(REJECTS_SCHEMA, rejects_features()))

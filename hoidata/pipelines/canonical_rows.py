@@ -27,7 +27,7 @@ from hoidata.pipelines.canonical_checks import (
 from hoidata.schemas import canonical
 from hoidata.schemas.boxes import from_normalized, from_origin
 from hoidata.schemas.taxonomy import Taxonomy
-from hoidata.sources.base import SourceBatch
+from hoidata.sources.base import SourceBatch, arrow_array, binary_array, string_array
 
 
 def build_shard(
@@ -168,49 +168,50 @@ def _assemble(
     pair_idx, pair_off = _take_ranges(batch.pair_offsets - p0, rec)
     lab = labels[inst_idx]
     if batch.label_names is not None:
-        label_str = pa.array([batch.label_names[i0 + k] for k in inst_idx], pa.string())
-        is_human = pa.array(np.array([_is_human_name(s) for s in label_str.to_pylist()], dtype=bool))
+        names = [batch.label_names[i0 + k] for k in inst_idx]
+        label_str = string_array(names)
+        is_human = arrow_array(np.array([_is_human_name(s) for s in names], dtype=bool))
     else:
         assert tax is not None
-        label_str = pa.array(tax.objects, pa.string()).take(pa.array(lab))
-        is_human = pa.array(lab == tax.human_object_id)
-    bbox = pa.FixedSizeListArray.from_arrays(pa.array(boxes[inst_idx].astype(np.float32).ravel()), 4)
+        label_str = string_array(tax.objects).take(arrow_array(lab))
+        is_human = arrow_array(lab == tax.human_object_id)
+    bbox = pa.FixedSizeListArray.from_arrays(arrow_array(boxes[inst_idx].astype(np.float32).ravel()), 4)
     instances = pa.StructArray.from_arrays(
-        [bbox, label_str, pa.array(lab.astype(np.int32)), is_human], fields=list(canonical.INSTANCE)
+        [bbox, label_str, arrow_array(lab.astype(np.int32)), is_human], fields=list(canonical.INSTANCE)
     )
     verbs = batch.verbs[p0 + pair_idx] if len(pair_idx) else np.zeros(0, np.int64)
     verb_str = (
-        pa.array(tax.verbs, pa.string()).take(pa.array(verbs))
+        string_array(tax.verbs).take(arrow_array(verbs))
         if tax is not None
-        else pa.array([""] * len(verbs), pa.string())
+        else string_array([""] * len(verbs))
     )
     interactions = pa.StructArray.from_arrays(
         [
-            pa.array(batch.subjects[p0 + pair_idx].astype(np.int32)),
-            pa.array(batch.objects[p0 + pair_idx].astype(np.int32)),
+            arrow_array(batch.subjects[p0 + pair_idx].astype(np.int32)),
+            arrow_array(batch.objects[p0 + pair_idx].astype(np.int32)),
             verb_str,
-            pa.array(verbs.astype(np.int32)),
-            pa.array(hois[pair_idx].astype(np.int32)),
+            arrow_array(verbs.astype(np.int32)),
+            arrow_array(hois[pair_idx].astype(np.int32)),
         ],
         fields=list(canonical.INTERACTION),
     )
     paths = relative_paths([batch.file_names[i] for i in rec])
     data = [images[i - lo].data if images[i - lo] is not None else None for i in rec]
     image = pa.StructArray.from_arrays(
-        [pa.array(data, pa.binary()), pa.array(paths, pa.string())], fields=list(canonical.IMAGE)
+        [binary_array(data), string_array(paths)], fields=list(canonical.IMAGE)
     )
     prefix = f"{batch.source}/{split}/"
     w, h = widths[kept], heights[kept]
     columns = {
-        "sample_id": pa.array([prefix + batch.keys[i] for i in rec], pa.string()),
-        "source": pa.array([batch.source] * n, pa.string()),
-        "split": pa.array([split] * n, pa.string()),
+        "sample_id": string_array([prefix + batch.keys[i] for i in rec]),
+        "source": string_array([batch.source] * n),
+        "split": string_array([split] * n),
         "image": image,
-        "width": pa.array(w.astype(np.int32), mask=w <= 0),
-        "height": pa.array(h.astype(np.int32), mask=h <= 0),
-        "instances": pa.ListArray.from_arrays(pa.array(inst_off.astype(np.int32)), instances),
-        "interactions": pa.ListArray.from_arrays(pa.array(pair_off.astype(np.int32)), interactions),
-        "qa": qa_column.filter(pa.array(keep))
+        "width": arrow_array(w.astype(np.int32), nulls=w <= 0),
+        "height": arrow_array(h.astype(np.int32), nulls=h <= 0),
+        "instances": pa.ListArray.from_arrays(arrow_array(inst_off.astype(np.int32)), instances),
+        "interactions": pa.ListArray.from_arrays(arrow_array(pair_off.astype(np.int32)), interactions),
+        "qa": qa_column.filter(arrow_array(keep))
         if qa_column is not None
         else pa.nulls(n, pa.list_(canonical.QA_ITEM)),
     }
@@ -285,12 +286,14 @@ def _rejects(
     prefix = f"{batch.source}/{split}/"
     return pa.Table.from_pydict(
         {
-            "source_file": [batch.source_file] * len(bad),
-            "record_index": bad,
-            "sample_id": [prefix + batch.keys[i] if not batch.keys[i].startswith("#") else None for i in bad],
-            "field": [errors[i].field for i in bad],  # type: ignore[union-attr]
-            "reason": [errors[i].reason for i in bad],  # type: ignore[union-attr]
-            "raw": [batch.raw(i) for i in bad],
+            "source_file": string_array([batch.source_file] * len(bad)),
+            "record_index": arrow_array(np.array(bad, dtype=np.int64)),
+            "sample_id": string_array(
+                [prefix + batch.keys[i] if not batch.keys[i].startswith("#") else None for i in bad]
+            ),
+            "field": string_array([errors[i].field for i in bad]),  # type: ignore[union-attr]
+            "reason": string_array([errors[i].reason for i in bad]),  # type: ignore[union-attr]
+            "raw": string_array([batch.raw(i) for i in bad]),
         },
         schema=canonical.REJECTS_SCHEMA,
     )

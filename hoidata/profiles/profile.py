@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.errors import HoidataError
-from hoidata.profiles.answers import answer_body, parse_answers
 from hoidata.profiles.text import (
     BOX_END,
     BOX_START,
@@ -161,6 +160,8 @@ class Profile:
     # ---- parsing ----------------------------------------------------------------------------------
     def parse_boxes(self, text: str, width: float, height: float) -> np.ndarray:
         """Every box written in ``text`` (answer block preferred), as canonical pixels (N, 4)."""
+        from hoidata.profiles.answers import answer_body  # numba: kept out of the data stages
+
         found = box_pattern(self.style).findall(answer_body(text))
         if not found:
             return np.zeros((0, 4))
@@ -168,6 +169,8 @@ class Profile:
 
     def parse_pairs(self, text: str, width: float, height: float) -> list[ParsedPair]:
         """HOI answer entries in ``text`` → canonical pairs; unreadable entries are skipped."""
+        from hoidata.profiles.answers import parse_answers  # numba: kept out of the data stages
+
         a = parse_answers(self, [text], width, height)
         has_object, verbs, labels = a.has_object, a.verb.to_pylist(), a.object_label.to_pylist()
         return [

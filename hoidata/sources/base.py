@@ -166,7 +166,66 @@ def is_box(v: Any) -> bool:
 def sample_keys(file_names: list[str]) -> list[str]:
     """The stable part of each sample id: the file name without its last extension (``a.b/c`` has
     none); a record without a name gets ``#<index>``. One Arrow call, not a Python loop."""
-    keys = pc.replace_substring_regex(pa.array(file_names, pa.string()), r"\.[^./]*$", "").to_pylist()
+    keys = pc.replace_substring_regex(string_array(file_names), r"\.[^./]*$", "").to_pylist()
     if "" not in file_names:
         return keys
     return [k if f else f"#{i}" for i, (k, f) in enumerate(zip(keys, file_names, strict=True))]
+
+
+# ---- Arrow arrays without pandas ---------------------------------------------------------------------
+# pyarrow imports pandas (0.2-0.4 s) the first time ``pa.array(...)`` or ``Array.to_numpy()`` runs
+# wherever pandas is installed (``datasets`` installs it); arrays built from and read through their
+# buffers never do, so a data stage starts without it.
+
+
+def _validity(nulls: np.ndarray | None) -> pa.Buffer | None:
+    return pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls is not None and nulls.any() else None
+
+
+def arrow_array(values: np.ndarray, nulls: np.ndarray | None = None) -> pa.Array:
+    """A numpy array of numbers or booleans as an Arrow array (``nulls``: where it is null)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        data, dtype = np.packbits(values, bitorder="little"), pa.bool_()
+    else:
+        data, dtype = values, pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(dtype, len(values), [_validity(nulls), pa.py_buffer(data)])
+
+
+def string_array(values: Sequence[str | None]) -> pa.Array:
+    """Python strings (None: null) as an Arrow string array."""
+    return binary_array([None if v is None else v.encode() for v in values], text=True)
+
+
+def binary_array(values: Sequence[bytes | None], text: bool = False) -> pa.Array:
+    """Bytes (None: null) as an Arrow binary array, or a string array (``text``: UTF-8 bytes)."""
+    values = list(values)
+    nulls = np.array([v is None for v in values], dtype=bool) if None in values else None
+    present = values if nulls is None else [v for v in values if v is not None]
+    lengths = np.zeros(len(values), dtype=np.int64)
+    lengths[slice(None) if nulls is None else ~nulls] = np.fromiter(map(len, present), np.int64, len(present))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    large = pa.large_string() if text else pa.large_binary()
+    buffers = [_validity(nulls), pa.py_buffer(offsets), pa.py_buffer(b"".join(present))]
+    return pa.Array.from_buffers(large, len(values), buffers).cast(pa.string() if text else pa.binary())
+
+
+def numpy_values(arr: pa.Array) -> np.ndarray:
+    """The values of an Arrow array of numbers, as numpy (no copy); null slots hold whatever the
+    buffer holds, so look at :func:`numpy_nulls` where there may be some."""
+    dtype = np.dtype(arr.type.to_pandas_dtype())
+    data = arr.buffers()[1]
+    if data is None:  # an array of nulls only
+        return np.zeros(len(arr), dtype)
+    return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
+
+
+def numpy_nulls(arr: pa.Array) -> np.ndarray:
+    """Where an Arrow array is null, as a numpy bool array."""
+    bitmap = arr.buffers()[0]
+    if not arr.null_count:
+        return np.zeros(len(arr), dtype=bool)
+    if bitmap is None:  # nulls without a bitmap: every slot is null
+        return np.ones(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return ~bits[arr.offset : arr.offset + len(arr)].astype(bool)

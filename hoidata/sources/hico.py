@@ -30,6 +30,7 @@ from hoidata.sources.base import (
     int_array,
     is_box,
     is_int,
+    numpy_values,
     offsets_from_counts,
     read_bytes,
     read_json,
@@ -352,7 +353,7 @@ def read_upt_arrow(path: Path, origin: BoxOrigin) -> SourceBatch | None:
         records.null_count
         or len(names) != n
         or names.null_count
-        or not (pc.utf8_length(names).to_numpy() > 0).all()
+        or not (numpy_values(pc.utf8_length(names)) > 0).all()
     ):
         return None
     fields = dict(zip(("boxes_h", "boxes_o", "hoi", "object", "verb"), records.flatten(), strict=True))
@@ -367,10 +368,10 @@ def read_upt_arrow(path: Path, origin: BoxOrigin) -> SourceBatch | None:
         if (
             len(values) != 4 * len(per_pair)
             or values.null_count
-            or (per_pair.value_lengths().to_numpy() != 4).any()
+            or (numpy_values(per_pair.value_lengths()) != 4).any()
         ):
             return None
-        boxes[key] = values.to_numpy().reshape(-1, 4)
+        boxes[key] = numpy_values(values).reshape(-1, 4)
         if not np.isfinite(boxes[key]).all():  # Arrow reads NaN and Infinity, which JSON forbids
             return None
     if size_col.null_count:
@@ -380,14 +381,14 @@ def read_upt_arrow(path: Path, origin: BoxOrigin) -> SourceBatch | None:
         flat = sizes.flatten()
         if len(sizes) != n or sizes.null_count or flat.null_count or len(flat) != 2 * n:
             return None
-        if (sizes.value_lengths().to_numpy() != 2).any() or (flat.to_numpy() <= 0).any():
+        if (numpy_values(sizes.value_lengths()) != 2).any() or (numpy_values(flat) <= 0).any():
             return None
-        size_arr = flat.to_numpy().reshape(n, 2)
+        size_arr = numpy_values(flat).reshape(n, 2)
     pairs = (
-        offsets_from_counts(counts.to_numpy(zero_copy_only=False)),
+        offsets_from_counts(numpy_values(counts)),
         boxes["boxes_h"],
         boxes["boxes_o"],
-        *(fields[k].flatten().to_numpy() for k in ("object", "verb", "hoi")),
+        *(numpy_values(fields[k].flatten()) for k in ("object", "verb", "hoi")),
     )
     file_names = names.to_pylist()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from hoidata.schemas.taxonomy import hico_det
-from hoidata.sources.base import offsets_from_counts
+from hoidata.sources.base import numpy_values, offsets_from_counts
 
 
 def instances_from_pairs(
@@ -63,7 +63,7 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pa.binary(packed.itemsize * packed.shape[1]), len(packed), [None, pa.py_buffer(packed)]
     )
     encoded = values.dictionary_encode()
-    inverse = encoded.indices.to_numpy().astype(np.int64)
+    inverse = numpy_values(encoded.indices).astype(np.int64)
     first = np.empty(len(encoded.dictionary), np.int64)
     first[inverse[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the last write is the first occurrence
     return first, inverse
