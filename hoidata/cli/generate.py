@@ -27,6 +27,13 @@ def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out:
         print_summary(None, out, shard=run.shard)
 
 
+def failed_rows(out: Path) -> int:
+    """Rows a complete run in ``out`` recorded as failed (its rerun makes them again); 0 for anything else."""
+    if not (out / "manifest.json").is_file():
+        return 0
+    return int(read_manifest(out).counts.get("failed", 0))
+
+
 def engine_gpus(configs: list[Any]) -> int:
     """A worker's GPUs: ``--tp`` for a vLLM engine; the others run on the CPU (hf) or a server."""
     engine = next((c.engine for c in configs if isinstance(c, GenerationConfig)), None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hoidata.cli.apps import examples, new_app
-from hoidata.cli.generate import engine_gpus, run_data_parallel
+from hoidata.cli.generate import engine_gpus, failed_rows, run_data_parallel
 from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
@@ -33,7 +33,7 @@ def predict_command(
     (build-sft: each sample's question) for `hoidata eval grounding|referring`. A run with a
     spatial-linking module answers with it (--engine hf).
     """
-    if engine.dp > 1:
+    if engine.dp > 1 and (run.overwrite or not failed_rows(out)):  # a retry runs here, in one process
         run_data_parallel(cfg.engine, engine, run, out)
         return
     profile = cfg.resolved_profile()

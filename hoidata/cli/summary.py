@@ -19,8 +19,17 @@ def print_summary(manifest: Manifest | None, out: Path, *, shard: str = "0/1") -
     if manifest is None:
         typer.echo(f"shard {shard} written to {out}; the dataset completes when every shard has run")
         return
+    failed = manifest.counts.get("failed", 0)
+    if manifest.retried is not None:
+        r = manifest.retried
+        typer.echo(
+            f"{manifest.stage}: retried {r['tried']:,} failed rows: {r['made']:,} made, "
+            f"{r['failed']:,} still failed\n  dataset: {out}"
+        )
+        return
     if manifest.already_complete:
-        typer.echo(f"{manifest.stage}: {out} already complete, nothing to do")
+        retry = f"; {failed:,} failed rows: rerun without --shard to retry them" if failed else ""
+        typer.echo(f"{manifest.stage}: {out} already complete, nothing to do{retry}")
         return
     counts, secs = manifest.counts, manifest.timings.get("total_s", 0.0)
     typer.echo(
@@ -32,6 +41,8 @@ def print_summary(manifest: Manifest | None, out: Path, *, shard: str = "0/1") -
         rejects = read_parquet(out / REJECTS, columns=["field", "reason"]).to_pylist()
         top = Counter(r["reason"].split(":")[0] for r in rejects).most_common(3)
         typer.echo(f"  rejects: {out / REJECTS} — " + "; ".join(f"{c} × {r}" for r, c in top))
+    if failed:
+        typer.echo(f"  failed: {failed:,} rows the engine failed on (error in each); rerun to retry them")
     for note in manifest.extra.get("notes", []):
         typer.echo(f"  note: {note}")
 

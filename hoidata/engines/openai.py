@@ -1,10 +1,15 @@
 """Any OpenAI-compatible chat server: ``vllm serve``, ``transformers serve``, hosted APIs.
 
-Requests run concurrently (at most ``concurrency`` in flight), each with a timeout and retries
-with exponential backoff (the ``openai`` client's own). The ``n`` samples of a conversation are
-``n`` requests with seeds ``seed + k``, since not every server implements ``n``. A server that
-parses tool calls itself returns them as ``tool_calls``; they are written back as the
-``<tool_call>`` text the model produced, so the loop sees one format whatever the server.
+Requests run concurrently (at most ``concurrency`` in flight), each with a timeout and bounded
+retries with exponential backoff: the ``openai`` client's own for a lost connection, a timeout, 429
+and 5xx (honouring ``Retry-After``), and ours for a reply it cannot read (malformed JSON, no
+choices), which the client does not retry. A request that still fails is a failed generation with
+its error: the stage records the sample as failed, and a rerun makes exactly those again.
+
+The ``n`` samples of a conversation are ``n`` requests with seeds ``seed + k``, since not every
+server implements ``n``. A server that parses tool calls itself returns them as ``tool_calls``;
+they are written back as the ``<tool_call>`` text the model produced, so the loop sees one format
+whatever the server.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 from hoidata.engines.background import BackgroundLoop
 from hoidata.engines.base import Conversation, Generation, Sampling
 from hoidata.engines.messages import ImageUrls, to_openai
+
+MALFORMED_BACKOFF_S = 0.5  # the first wait before asking again after an unreadable reply; doubles
 
 
 class OpenAIEngine:
@@ -126,23 +133,38 @@ class OpenAIEngine:
             request["stop"] = list(sampling.stop)
         if tools:
             request["tools"] = tools
+        from openai import APIResponseValidationError
+
+        unreadable = (ValueError, TypeError, IndexError, AttributeError, APIResponseValidationError)
         async with gate:
-            try:
-                response = await client.chat.completions.create(**request)
-            except Exception as e:  # after the client's retries: recorded, never replaced by a fake answer
-                return Generation.failed(f"{type(e).__name__}: {e}")
-        choice = response.choices[0]
-        text = _with_reasoning(choice.message)
-        for call in choice.message.tool_calls or []:
-            payload = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
-            text += f"\n<tool_call>\n{json.dumps(payload)}\n</tool_call>"
-        usage = response.usage
-        return Generation(
-            text,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            finish_reason="length" if choice.finish_reason == "length" else "stop",
+            for attempt in range(self.retries + 1):
+                try:
+                    return _generation(await client.chat.completions.create(**request))
+                except unreadable as e:  # malformed JSON, no choices: the client does not retry these
+                    error: Exception = e
+                    if attempt < self.retries:
+                        await asyncio.sleep(min(MALFORMED_BACKOFF_S * 2**attempt, 8.0))
+                except Exception as e:  # after the client's own retries: recorded, never a made-up answer
+                    return Generation.failed(f"{type(e).__name__}: {e}")
+        return Generation.failed(
+            f"unreadable reply after {self.retries + 1} tries: {type(error).__name__}: {error}"
         )
+
+
+def _generation(response: Any) -> Generation:
+    """A chat completion as the loop reads it: tool calls a server parsed written back as text."""
+    choice = response.choices[0]
+    text = _with_reasoning(choice.message)
+    for call in choice.message.tool_calls or []:
+        payload = {"name": call.function.name, "arguments": _arguments(call.function.arguments)}
+        text += f"\n<tool_call>\n{json.dumps(payload)}\n</tool_call>"
+    usage = response.usage
+    return Generation(
+        text,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        finish_reason="length" if choice.finish_reason == "length" else "stop",
+    )
 
 
 def _with_reasoning(message: Any) -> str:

@@ -32,6 +32,12 @@ class EngineOptions:
         None, "openai: API key (local servers need none).", envvar="OPENAI_API_KEY", secret=True
     )
     concurrency: int = option(32, "openai: requests in flight.")
+    timeout: float = option(300.0, "openai: seconds a request may take before it is retried.")
+    retries: int = option(
+        3,
+        "openai: retries of a request that failed (connection lost, 429, 5xx, timeout, malformed "
+        "reply), with exponential backoff; then the sample is recorded as failed for a rerun to retry.",
+    )
     tp: int = option(1, "vllm: tensor-parallel GPUs per engine.", flag="--tp")
     dp: int = option(
         1,
@@ -58,7 +64,13 @@ class EngineOptions:
         if engine == "openai":
             if not self.base_url:
                 raise HoidataError("--engine openai needs --base-url")
-            options = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency}
+            options = {
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "concurrency": self.concurrency,
+                "timeout": self.timeout,
+                "retries": self.retries,
+            }
         elif engine == "vllm":
             options = {
                 "family": family,

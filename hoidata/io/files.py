@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,26 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+@contextmanager
+def _committed(path: Path, tmp: Path) -> Iterator[None]:
+    """A failed write (disk full, file too large, read-only) leaves no temp file behind and names
+    the file it was writing: pyarrow's errors name none."""
+    try:
+        yield
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename:
+            raise
+        raise OSError(e.errno, str(e.strerror or e), str(path)) from e
+    os.replace(tmp, path)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = _tmp(path)
-    with open(tmp, "wb") as f:
+    with _committed(path, tmp), open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -33,13 +47,13 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def write_parquet_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
     """Write Parquet under a temporary name, fsync, then rename: readers never see half a shard."""
     tmp = _tmp(path)
-    if table.num_rows:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-    else:  # no row group at all: `datasets` cannot read a row group of 0 rows
-        pq.ParquetWriter(tmp, table.schema, compression="zstd").close()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with _committed(path, tmp):
+        if table.num_rows:
+            pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        else:  # no row group at all: `datasets` cannot read a row group of 0 rows
+            pq.ParquetWriter(tmp, table.schema, compression="zstd").close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
 
 
 def fingerprint(paths: Iterable[Path | str], extra: bytes = b"") -> str:

@@ -40,6 +40,8 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     # not stored: True when a run found this directory already complete and wrote nothing
     already_complete: bool = field(default=False, compare=False, metadata={"stored": False})
+    # not stored: what a rerun that made failed rows again did (tried, made, failed)
+    retried: dict[str, int] | None = field(default=None, compare=False, metadata={"stored": False})
 
     def shard_files(self, directory: Path | str) -> list[Path]:
         """The directory's Parquet shards, in order."""

@@ -13,8 +13,8 @@ record accounting (in = out + rejected) and the manifest.
 
 Rerunning the same stage with the same config and input resumes an interrupted run (finished shards
 are kept; shards are a pure function of their input, so a resumed run equals an uninterrupted one)
-and leaves a complete one untouched. A different job in the same directory is refused unless
-``overwrite``.
+and leaves a complete one untouched, except for rows an engine failed on, which it makes again
+(:mod:`hoidata.io.retry`). A different job in the same directory is refused unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hoidata import __version__
@@ -36,6 +37,7 @@ from hoidata.errors import HoidataError
 from hoidata.io.files import parquet_rows, read_parquet, write_json_atomic, write_parquet_atomic
 from hoidata.io.manifest import DATA, MANIFEST, REJECTS, Manifest, read_manifest
 from hoidata.io.progress import Progress
+from hoidata.io.retry import ROW_ID, Retry, retry_failed
 from hoidata.schemas.canonical import REJECTS_SCHEMA, rejects_features, with_features
 
 WORK = ".work"
@@ -99,16 +101,25 @@ def run_stage_on_shards(
     transform: Callable[[pa.Table, str], ShardResult],
     *,
     columns: list[str] | None = None,
+    retry: Retry | None = None,
     **options: Any,
 ) -> Manifest | None:
     """The common case of :func:`run_stage`: output shard ``k`` is ``transform(table, path)`` of
-    the input dataset's shard ``k`` (``columns`` of it); ``options`` as :func:`run_stage` takes them."""
+    the input dataset's shard ``k`` (``columns`` of it); ``options`` as :func:`run_stage` takes them.
+    ``retry`` (without ``redo``): failed rows are made again from their input records' rows
+    (named by ``sample_id``) of the same shard."""
     files = read_manifest(input_dir).shard_files(input_dir)
 
     def work(k: int) -> ShardResult:
         return transform(read_parquet(files[k], columns=columns), str(files[k]))
 
-    return run_stage(out, output, parquet_rows(files), work, **options)
+    def redo(k: int, ids: set[str]) -> ShardResult:
+        table = read_parquet(files[k], columns=columns)
+        return transform(table.filter(pc.is_in(table[ROW_ID], pa.array(sorted(ids)))), str(files[k]))
+
+    if retry is not None:
+        retry = replace(retry, redo=redo)
+    return run_stage(out, output, parquet_rows(files), work, retry=retry, **options)
 
 
 def run_stage(
@@ -123,6 +134,7 @@ def run_stage(
     progress: str | Progress | None = None,
     timings: dict[str, float] | None = None,
     started: float | None = None,
+    retry: Retry | None = None,
     **extra: Any,
 ) -> Manifest | None:
     """Write output shard ``k`` as ``work(k)`` for every ``k`` this process owns and has not written.
@@ -132,12 +144,31 @@ def run_stage(
     rates on the progress bar). ``progress``: the bar's label, or a :class:`Progress` the work
     moves itself; None: no bar. ``rows_are_records``: each kept record is one row; otherwise
     (one image -> several samples) the manifest counts kept records and rows apart.
+    ``retry``: which rows are failures (counted in the manifest), and, with ``redo``, how to make
+    them again when the same job is rerun on its complete directory (in one process: a ``--shard``
+    part leaves them to such a rerun).
     Returns the manifest, or None when other processes still have shards to write.
     """
     started = time.perf_counter() if started is None else started
     run = StageRun(out, output, num_shards=len(sizes), overwrite=overwrite, shared=shard.count > 1)
     if run.complete:
-        return replace(read_manifest(out), already_complete=True)
+        manifest = read_manifest(out)
+        if retry is None or retry.redo is None or not manifest.counts.get("failed") or shard.count > 1:
+            return replace(manifest, already_complete=True)
+        bar = Progress(progress) if isinstance(progress, str) else progress
+        if bar is not None:
+            bar.start(manifest.counts["failed"])
+        done = retry_failed(
+            Path(out),
+            manifest,
+            retry,
+            run.schema,
+            row_group_size=output.row_group_size,
+            progress=None if bar is None else lambda n: bar.shard_done(n, {}),
+        )
+        if bar is not None:
+            bar.close()
+        return done
     todo = [k for k in range(len(sizes)) if shard.owns(k) and not run.is_done(k)]
     totals: dict[str, float] = dict(timings or {})
     bar = Progress(progress) if isinstance(progress, str) else progress
@@ -157,7 +188,10 @@ def run_stage(
     if not run.all_done() or (shard.count > 1 and not run.claim_finish()):
         return None
     kept_timings = {n: round(v, 4) for n, v in totals.items() if n.endswith("_s")}
-    return run.finish(sum(sizes), kept_timings, started, rows_are_records=rows_are_records, **extra)
+    failed = None if retry is None else retry.count([run.shard_path(i) for i in range(len(sizes))])
+    return run.finish(
+        sum(sizes), kept_timings, started, rows_are_records=rows_are_records, failed=failed, **extra
+    )
 
 
 class StageRun:
@@ -276,6 +310,7 @@ class StageRun:
         started: float,
         *,
         rows_are_records: bool = True,
+        failed: int | None = None,
         **extra: Any,
     ) -> Manifest:
         """Merge rejects, check records in = out + rejected, write the manifest (the completion mark)."""
@@ -297,6 +332,8 @@ class StageRun:
         counts = {"in": records_in, "out": kept, "rejected": rejects.num_rows}
         if not rows_are_records:
             counts["rows"] = rows
+        if failed is not None:  # rows an engine failed on: a rerun makes them again
+            counts["failed"] = failed
         manifest = Manifest(
             stage=self.output.stage,
             version=__version__,

@@ -26,7 +26,7 @@ from PIL import Image
 from hoidata.engines import Engine, Sampling
 from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
-from hoidata.gen.loop import LoopConfig, Trace, run_loop
+from hoidata.gen.loop import ENGINE_ERROR, LoopConfig, Trace, run_loop
 from hoidata.gen.media import CropEncoder, SourceImages
 from hoidata.gen.records import GEN_SCHEMA, gen_features, rollout_rows
 from hoidata.gen.rollouts import run_rollouts
@@ -44,6 +44,7 @@ from hoidata.io import (
 )
 from hoidata.io.images import open_images
 from hoidata.io.progress import Progress
+from hoidata.io.retry import Retry, by_column
 from hoidata.options import option, recorded
 from hoidata.pipelines.build_sft import BuildSftConfig, build_table
 from hoidata.profiles import Profile, get_profile
@@ -135,20 +136,25 @@ def gen_cot(
     live = functools.cache(engine)  # loaded by the first shard that runs
     bar = Progress("gen-cot", unit="prompt") if progress else None
 
-    def work(k: int) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+    def rollouts(part: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table, dict[str, float]]:
         if cfg.loop == "waves":
-            return _shard(chunks[k], live(), profile, cfg, root)
-        return _shard_async(chunks[k], live(), profile, cfg, root, bar)
+            return _shard(part, live(), profile, cfg, root)
+        return _shard_async(part, live(), profile, cfg, root, bar)
+
+    def redo(k: int, prompt_ids: set[str]) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+        """The rollouts of these prompts of shard ``k`` (their seeds depend on the prompt only)."""
+        return rollouts([s for s in chunks[k] if s["sample_id"] in prompt_ids])
 
     return run_stage(
         out,
         output,
         [len(c) for c in chunks],
-        work,
+        lambda k: rollouts(chunks[k]),
         shard=shard,
         overwrite=overwrite,
         rows_are_records=False,
         progress=bar,
+        retry=Retry("status", ENGINE_ERROR, by_column("prompt_id"), redo),
         profile=profile.describe(),
     )
 

@@ -41,6 +41,7 @@ from hoidata.io import (
     run_stage_on_shards,
 )
 from hoidata.io.images import open_images
+from hoidata.io.retry import Retry, by_column
 from hoidata.options import option, recorded
 from hoidata.pipelines.predict_qa import predict_qa_table
 from hoidata.profiles import PROFILES, Profile, get_profile
@@ -171,6 +172,7 @@ def predict(
                 schema=PREDICT_SCHEMA,
             ),
             columns=["sample_id", "image", "width", "height", "qa"],
+            retry=Retry("finish_reason", "error", _item_records),
             shard=shard,
             overwrite=overwrite,
             rows_are_records=False,
@@ -184,11 +186,17 @@ def predict(
         output,
         lambda table, _: _predict_table(table, live(), profile, cfg, root),
         columns=["sample_id", "image", "width", "height"],
+        retry=Retry("finish_reason", "error", by_column("sample_id")),
         shard=shard,
         overwrite=overwrite,
         progress="predict",
         profile=profile.describe(),
     )
+
+
+def _item_records(rows: pa.Table) -> list[str]:
+    """The image records of QA rows (``{sample_id}#{item}``)."""
+    return [sid.rpartition("#")[0] for sid in rows["sample_id"].to_pylist()]
 
 
 def resolved_task(task: str, input_dir: Path | str) -> str:
