@@ -23,6 +23,7 @@ import orjson
 import pyarrow as pa
 
 from hoidata.errors import HoidataError
+from hoidata.eval.groundtruth import base_name
 from hoidata.eval.ppdm_scan import NAME_ABSENT, Items, Records, count_byte, scan_chunk
 from hoidata.eval.predictions import PREDICTION, PREDICTIONS_SCHEMA, PredictionColumns, conform
 from hoidata.schemas.boxes import BoxOrigin, from_origin, to_origin
@@ -311,7 +312,7 @@ def ppdm_predictions(
     else:
         out_ids = []
         for name in cols.file_names:
-            sid = file_to_sample.get(Path(str(name)).name) if name is not None else None
+            sid = file_to_sample.get(base_name(str(name))) if name is not None else None
             out_ids.append(sid if sid is not None else f"unmatched:{name}")
     box_start = np.cumsum(cols.box_counts) - cols.box_counts
     rec_of_pair = np.repeat(np.arange(n_rec), cols.pair_counts)
