@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from hoidata.engines import Generation, Sampling
+from hoidata.errors import HoidataError
+from hoidata.eval.box_answer import eval_box_answer
 from hoidata.io import read_manifest, read_table
 from hoidata.io.images import open_image
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
@@ -87,7 +90,7 @@ def test_gen_prefs_then_both_filters(warmup: Path, tmp_path: Path) -> None:
     cfg = GenPrefsConfig(engine="scripted", model="policy", boxes=4, answers=4, shard_size=3)
     m = gen_prefs(warmup, tmp_path / "prefs", cfg, lambda: Policy(_answers(warmup)), progress=False)
     n = read_manifest(warmup).counts["rows"]
-    assert m.counts == {"in": n, "out": n, "rejected": 0}
+    assert m.counts == {"in": n, "out": n, "rejected": 0, "failed": 0}
     rows = read_table(tmp_path / "prefs").to_pylist()
     profile = get_profile(*read_manifest(warmup).profile_spec)
     root = read_manifest(warmup).config["images"]
@@ -159,6 +162,57 @@ def test_eval_box_answer_from_a_greedy_run(warmup: Path, tmp_path: Path) -> None
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["mean_iou"] == pytest.approx(1.0) and report["iou_50"] == 1.0
     assert report["answer_accuracy"] == 0.0 and report["questions"] == read_manifest(warmup).counts["rows"]
+
+
+class Failing(Policy):
+    """The policy, but its replies to some questions are engine failures (a server past its retries)."""
+
+    def __init__(self, answers: dict[str, str], failing: set[str], turn: int) -> None:
+        super().__init__(answers)
+        self.failing, self.turn = failing, turn
+
+    def generate(
+        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
+    ) -> list[list[Generation]]:
+        out = super().generate(conversations, sampling, seeds, tools)
+        for c, gens in zip(conversations, out, strict=True):
+            if c[0]["content"][1]["text"] in self.failing and len(c) == self.turn:
+                gens[-1] = Generation.failed("APIConnectionError: Connection error.")
+        return out
+
+
+@pytest.mark.parametrize("turn", [1, 3], ids=["box-turn", "answer-turn"])
+def test_failed_questions_are_kept_rejected_by_filters_and_retried(
+    warmup: Path, tmp_path: Path, turn: int
+) -> None:
+    """A question the engine failed on is a row with its error, never judged: the filters reject it,
+    eval refuses the run, and a rerun makes exactly those rows again (= a run that never failed)."""
+    answers = _answers(warmup)
+    failing = set(list(answers)[:2])
+    cfg = GenPrefsConfig(engine="scripted", model="policy", boxes=2, answers=2, shard_size=3)
+    gen_prefs(warmup, tmp_path / "clean", cfg, lambda: Policy(answers), progress=False)
+    m = gen_prefs(warmup, tmp_path / "prefs", cfg, lambda: Failing(answers, failing, turn), progress=False)
+    rows = read_table(tmp_path / "prefs").to_pylist()
+    failed = [r for r in rows if r["status"] == "engine_error"]
+    assert m.counts["failed"] == len(failed) == 2 and {r["question"] for r in failed} == failing
+    assert all("Connection error" in r["error"] for r in failed)
+    loose = FilterBoxPrefsConfig(min_high=0.5, chosen=0.5)
+    filter_box_prefs(tmp_path / "prefs", tmp_path / "pairs", loose, "box")
+    reasons = pq.read_table(tmp_path / "pairs" / "rejects.parquet").to_pylist()
+    assert sum(r["reason"].startswith("engine error") for r in reasons) == 2
+    with pytest.raises(HoidataError, match="2 questions failed"):
+        eval_box_answer(tmp_path / "prefs")
+
+    asked: list[str] = []
+
+    class Counting(Policy):
+        def generate(self, conversations: Sequence[list], *args: Any, **kw: Any) -> list[list[Generation]]:
+            asked.extend(c[0]["content"][1]["text"] for c in conversations if len(c) == 1)
+            return super().generate(conversations, *args, **kw)
+
+    again = gen_prefs(warmup, tmp_path / "prefs", cfg, lambda: Counting(answers), progress=False)
+    assert again.retried == {"tried": 2, "made": 2, "failed": 0} and set(asked) == failing
+    assert read_table(tmp_path / "prefs").to_pylist() == read_table(tmp_path / "clean").to_pylist()
 
 
 def test_kill_during_gen_prefs_then_rerun(warmup: Path, tiny_vlm: Any, tmp_path: Path) -> None:

@@ -47,6 +47,12 @@ def eval_box_answer(run: Path | str) -> BoxAnswerReport:
     manifest = read_manifest(run)
     if manifest.stage != "gen-prefs":
         raise HoidataError("expected a gen-prefs run (--boxes 1 --answers 1, greedy)", file=str(run))
+    if manifest.counts.get("failed"):
+        raise HoidataError(
+            f"{manifest.counts['failed']:,} questions failed in the engine: rerun the same gen-prefs "
+            "command to retry them, then evaluate (a failed question is neither right nor wrong)",
+            file=str(run),
+        )
     rows = read_table(run, ["target", "candidates"]).to_pylist()
     ious, accuracy, unreadable = [], [], 0
     for r in rows:

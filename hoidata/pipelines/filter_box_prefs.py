@@ -74,7 +74,10 @@ def filter_box_prefs(
     def transform(table: pa.Table, path: str) -> tuple[pa.Table, pa.Table]:
         rows, rejects = [], []
         for i, q in enumerate(table.to_pylist()):
-            pairs, reason = (_box_pairs if step == "box" else _answer_pairs)(q, cfg, profile)
+            if q.get("status") == "engine_error":  # unknown judgements: rerun gen-prefs to retry it
+                pairs, reason = [], f"engine error: {q.get('error')}"
+            else:
+                pairs, reason = (_box_pairs if step == "box" else _answer_pairs)(q, cfg, profile)
             rows.extend(pairs)
             if reason:
                 rejects.append(

@@ -7,7 +7,10 @@ think of); crop each; sample ``answers`` answers per crop; judge each answer (ho
 reward against the ground truth, or an LLM judge through an OpenAI-compatible server for open
 questions, its prompt and raw reply stored); score each box by the mean accuracy of its answers.
 One row per question, every candidate, crop, answer and judgement in it: ``filter box-prefs`` and
-``filter answer-prefs`` turn them into the two DPO datasets. Sharded and resumable as gen-cot.
+``filter answer-prefs`` turn them into the two DPO datasets. Sharded and resumable as gen-cot. A
+question on which the policy or the judge failed (a server error past its retries) is a row with
+``status=engine_error`` and the error, its unknown judgements NaN, never a made-up score; the
+filters reject it, and rerunning the command makes exactly those rows again.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import pyarrow as pa
 from hoidata.engines import Engine, Sampling
 from hoidata.engines.options import GenerationConfig
 from hoidata.errors import HoidataError
-from hoidata.gen.loop import sample_seed
+from hoidata.gen.loop import ENGINE_ERROR, sample_seed
 from hoidata.io import ALL_SHARDS, Manifest, Output, ShardSpec, dataset_fingerprint, read_manifest, run_stage
 from hoidata.io.dataset_dir import read_table
 from hoidata.io.images import open_images
+from hoidata.io.retry import Retry, by_column
 from hoidata.options import option, recorded
 from hoidata.profiles import Profile, get_profile
 from hoidata.rewards import Targets, score
@@ -69,6 +73,8 @@ PREFS_SCHEMA = pa.schema(
         ("pairs", pa.list_(PAIR)),
         ("candidates", pa.list_(CANDIDATE)),
         ("prompt", pa.list_(MESSAGE)),  # the question turn, as asked
+        ("status", pa.string()),  # ok | engine_error
+        ("error", pa.string()),  # the first engine error of the question
     ]
 )
 
@@ -102,6 +108,8 @@ def prefs_features() -> dict[str, Any]:
             }
         ),
         "prompt": sft["messages"],
+        "status": value("string"),
+        "error": value("string"),
     }
 
 
@@ -177,15 +185,19 @@ def gen_prefs(
     live = functools.cache(engine)
     live_judge = functools.cache(judge) if judge is not None else None
 
-    def work(k: int) -> tuple[pa.Table, pa.Table]:
-        return _shard(chunks[k], live(), live_judge() if live_judge else None, profile, cfg, root)
+    def questions(part: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+        return _shard(part, live(), live_judge() if live_judge else None, profile, cfg, root)
+
+    def redo(k: int, ids: set[str]) -> tuple[pa.Table, pa.Table]:
+        return questions([r for r in chunks[k] if r["sample_id"] in ids])
 
     return run_stage(
         out,
         output,
         [len(c) for c in chunks],
-        work,
+        lambda k: questions(chunks[k]),
         shard=shard,
+        retry=Retry("status", ENGINE_ERROR, by_column("sample_id"), redo),
         overwrite=overwrite,
         progress="gen-prefs" if progress else None,
         profile=profile.describe(),
@@ -214,6 +226,7 @@ def _shard(
     drafts = engine.generate(prompts, box_sampling, seeds) if kept else []
     out, asks = [], []  # asks: (row, candidate, conversation) of every answer request
     for k, ((r, im), q, gens) in enumerate(zip(kept, questions, drafts, strict=True)):
+        errors = [g.error or "engine error" for g in gens if g.finish_reason == "error"]
         w, h = float(r["width"]), float(r["height"])
         target = first_box(r["messages"][1]["content"][0]["text"], profile, w, h)
         candidates = [
@@ -247,13 +260,21 @@ def _shard(
             ]
             asks.append((k, j, turns))
         out.append(
-            {"row": r, "candidates": candidates, "images": images, "question": questions[k], "target": target}
+            {
+                "row": r,
+                "candidates": candidates,
+                "images": images,
+                "question": questions[k],
+                "target": target,
+                "errors": errors,
+            }
         )
     answer_sampling = Sampling(cfg.answers, cfg.answer_temperature, 1.0, cfg.max_tokens)
     seeds = [sample_seed(cfg.seed, kept[k][0]["sample_id"], "answers", j) for k, j, _ in asks]
     answers = engine.generate([t for _, _, t in asks], answer_sampling, seeds) if asks else []
     for (k, j, _), gens in zip(asks, answers, strict=True):
         out[k]["candidates"][j]["answers"] = [g.text for g in gens]
+        out[k]["errors"] += [g.error or "engine error" for g in gens if g.finish_reason == "error"]
     _judge(out, judge, profile)
     table = pa.Table.from_pylist([_row(o) for o in out], PREFS_SCHEMA)
     return table, pa.Table.from_pylist(rejects, REJECTS_SCHEMA)
@@ -291,9 +312,12 @@ def _judge(out: list[dict[str, Any]], judge: Engine | None, profile: Profile) ->
             ]
             for o, _, a in flat
         ]
-        replies = judge.generate(prompts, Sampling(1, 0.0, 1.0, 8), [0] * len(prompts))
-        raw = [g[0].text for g in replies]
-        accuracy = np.array([_judge_score(t) for t in raw])
+        replies = [g[0] for g in judge.generate(prompts, Sampling(1, 0.0, 1.0, 8), [0] * len(prompts))]
+        raw = [g.text for g in replies]
+        accuracy = np.array([np.nan if g.finish_reason == "error" else _judge_score(g.text) for g in replies])
+        for (o, _, _), g in zip(flat, replies, strict=True):
+            if g.finish_reason == "error":  # unknown, not wrong: the row is failed, for a rerun
+                o["errors"].append(f"judge: {g.error or 'engine error'}")
     for (_, c, _), acc, text in zip(flat, accuracy, raw, strict=True):
         c["accuracy"].append(float(acc))
         if text is not None:
@@ -356,6 +380,8 @@ def _row(o: dict[str, Any]) -> dict[str, Any]:
         "pairs": r["pairs"],
         "candidates": [c | {"box": None if c["box"] is None else c["box"].tolist()} for c in o["candidates"]],
         "prompt": [r["messages"][0]],
+        "status": ENGINE_ERROR if o["errors"] else "ok",
+        "error": o["errors"][0] if o["errors"] else None,
     }
 
 
