@@ -426,3 +426,33 @@ def test_grpo_rollouts_imagine_from_the_cache(
     )
     trainer.train()
     assert calls and all(c == [("imagine", True, None)] for c in calls), calls
+
+
+def test_failed_regions_are_rows_and_a_rerun_makes_exactly_those(
+    canonical: Path, service: Service, tmp_path: Path
+) -> None:
+    """The service fails its first two requests: two rows carry the error and no image, the manifest
+    counts them, and the rerun asks for those two regions only and fills them in place."""
+    cfg = ImagineConfig(
+        backend="http",
+        url=service.url + "/flaky",
+        regions=("cut", "union"),
+        shard_size=5,
+        retries=0,
+        concurrency=1,
+    )
+    first = imagine(canonical, tmp_path / "cache", cfg, progress=False)
+    table = read_table(tmp_path / "cache")
+    failed = [i for i, e in enumerate(table["error"].to_pylist()) if e is not None]
+    assert len(failed) == 2 and first.counts["failed"] == 2
+    asked = service.hits["/flaky"]
+    again = imagine(canonical, tmp_path / "cache", cfg, progress=False)
+    assert again.retried == {"tried": 2, "made": 2, "failed": 0}
+    images = {r["sample_id"] for r in table.take(failed).to_pylist()}
+    regions_of_failed_images = sum(r["sample_id"] in images for r in table.to_pylist())
+    assert 2 <= service.hits["/flaky"] - asked <= regions_of_failed_images < table.num_rows
+    after = read_table(tmp_path / "cache")
+    assert after["error"].null_count == after.num_rows
+    keep = [i for i in range(table.num_rows) if i not in failed]
+    assert after.take(keep).equals(table.take(keep))  # every other row as it was
+    assert after.select(["sample_id", "region", "box"]).equals(table.select(["sample_id", "region", "box"]))

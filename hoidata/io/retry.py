@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,24 +23,32 @@ import pyarrow.compute as pc
 from hoidata.io.files import read_parquet, write_parquet_atomic
 from hoidata.io.manifest import Manifest
 
-ROW_ID = "sample_id"  # every generated row's own id: a failed row is replaced by the new row of that id
+ROW_ID = "sample_id"  # a generated row's own id: a failed row is replaced by the new row of that id
 
 
 @dataclass(frozen=True)
 class Retry:
     """How a stage's failed rows are found and made again.
 
-    ``column == value`` marks a failed row; ``records`` maps failed rows to the ids of the input
-    records that made them; ``redo(k, ids)`` makes shard ``k``'s rows for only those records.
+    ``column == value`` marks a failed row (``value`` None: any value in ``column``, an error
+    column); ``records`` maps failed rows to the ids of the input records that made them;
+    ``redo(k, ids)`` makes shard ``k``'s rows for only those records; ``row_key`` names each row,
+    so that a failed row is replaced by the new row of the same name (default: its ``sample_id``).
     """
 
     column: str
-    value: str
+    value: str | None
     records: Callable[[pa.Table], list[str]]
     redo: Callable[[int, set[str]], tuple[pa.Table, ...]] | None = None
+    row_key: Callable[[pa.Table], list[Any]] | None = None
 
     def mask(self, table: pa.Table) -> np.ndarray:
-        return np.asarray(pc.fill_null(pc.equal(table[self.column], self.value), False))
+        column = table[self.column]
+        failed = pc.is_valid(column) if self.value is None else pc.equal(column, self.value)
+        return np.asarray(pc.fill_null(failed, False))
+
+    def keys(self, table: pa.Table) -> list[Any]:
+        return table[ROW_ID].to_pylist() if self.row_key is None else self.row_key(table)
 
     def count(self, files: list[Path]) -> int:
         """Failed rows in these shards (one column read)."""
@@ -73,8 +82,8 @@ def retry_failed(
             continue
         ids = set(retry.records(table.filter(pa.array(failed))))
         fresh = retry.redo(k, ids)[0].cast(table.schema)
-        made = {sid: i for i, sid in enumerate(fresh[ROW_ID].to_pylist())}
-        old_ids = table[ROW_ID].to_pylist()
+        made = {key: i for i, key in enumerate(retry.keys(fresh))}
+        old_ids = retry.keys(table)
         take = np.arange(table.num_rows)
         for i in np.flatnonzero(
             failed

@@ -7,7 +7,7 @@ backend, batched. Output shards hold ``shard_size`` input images each (the unit 
 kill, a rerun redoes at most one shard's images) and are written in row groups of
 :data:`~hoidata.tools.imagine_cache.ROW_GROUP`, so a cache lookup reads one small group. Records
 are images: an unreadable image is rejected; a region the backend failed on is a row with its error
-and no image (the cache skips it).
+and no image (the cache skips it), and rerunning the command makes exactly those regions again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hoidata.errors import HoidataError
@@ -38,6 +39,7 @@ from hoidata.io import (
 )
 from hoidata.io.files import parquet_rows
 from hoidata.io.images import open_images
+from hoidata.io.retry import Retry, by_column
 from hoidata.options import option, recorded
 from hoidata.schemas.canonical import REJECTS_SCHEMA
 from hoidata.tools.imagine_cache import CACHE_SCHEMA, ROW_GROUP, cache_features
@@ -139,9 +141,13 @@ def imagine(
     )
     read = functools.lru_cache(maxsize=1)(lambda f: pq.read_table(files[f], columns=COLUMNS))
 
-    def work(k: int) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+    def work(k: int, ids: set[str] | None = None) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+        """Shard ``k``'s views (of only the images ``ids`` when a rerun retries failed regions)."""
         f, start, stop = chunks[k]
-        return _views(read(f).slice(start, stop - start), backend, cfg, root, str(files[f]), start)
+        table = read(f).slice(start, stop - start)
+        if ids is not None:
+            table = table.filter(pc.is_in(table["sample_id"], pa.array(sorted(ids))))
+        return _views(table, backend, cfg, root, str(files[f]), start)
 
     return run_stage(
         out,
@@ -152,7 +158,14 @@ def imagine(
         overwrite=overwrite,
         rows_are_records=False,
         progress="imagine" if progress else None,
+        retry=Retry("error", None, by_column("sample_id"), work, row_key=_region_key),
     )
+
+
+def _region_key(rows: pa.Table) -> list[tuple[Any, ...]]:
+    """A view's name: its image, region kind and box (an image has several regions)."""
+    boxes = [tuple(b) for b in rows["box"].to_pylist()]
+    return list(zip(rows["sample_id"].to_pylist(), rows["region"].to_pylist(), boxes, strict=True))
 
 
 def _chunks(rows: list[int], size: int) -> list[tuple[int, int, int]]:
