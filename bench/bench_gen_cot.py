@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gen_cot_instant import InstantEngine
 from PIL import Image
 from timing import timed_interleaved, whole_process
 
@@ -43,27 +44,6 @@ from hoidata.sft.prompts import COT_INSTRUCTION
 from hoidata.tools.environment import HoiEnvironment, call_tool, tool_schemas
 
 N_IMAGES = 400
-ZOOM = {"name": "zoom_in", "arguments": {"bbox_2d": [100, 100, 700, 900]}}
-
-
-class InstantEngine:
-    """Zooms on the first turn, answers on the second, in no time."""
-
-    name, model = "instant", "instant"
-
-    def generate(
-        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
-    ) -> list[list[Generation]]:
-        out = []
-        for c in conversations:
-            if len(c) == 1:
-                g = Generation(
-                    f"<think>Look closer.</think>\n<tool_call>\n{json.dumps(ZOOM)}\n</tool_call>", 300, 30
-                )
-            else:
-                g = Generation("<think>The hands hold it.</think><answer>hold</answer>", 600, 12)
-            out.append([g] * sampling.n)
-        return out
 
 
 def seed_style(boxed: Path, root: Path, out: Path, n: int) -> int:

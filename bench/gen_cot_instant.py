@@ -1,17 +1,45 @@
-"""One ``gen-cot`` run with the instant engine of ``bench_gen_cot.py``, as a process of its own, so
-that the pipeline's overhead is timed whole (interpreter, imports, reading, tools, rewards, writing):
-``python gen_cot_instant.py BOXES_DIR OUT_DIR``."""
+"""One ``gen-cot`` run with an instant engine, as a process of its own, so that the pipeline's
+overhead is timed whole (interpreter, imports, reading, tools, rewards, writing):
+``python gen_cot_instant.py BOXES_DIR OUT_DIR [--loop async|waves]``.
+
+The engine lives here, not in ``bench_gen_cot.py``, so that this process imports what ``hoidata
+gen-cot`` imports and no more (the benchmark's own imports, the demo data maker among them, took a
+second of every timed run)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from bench_gen_cot import InstantEngine
+from hoidata.engines import Generation, Sampling
 
-from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+ZOOM = {"name": "zoom_in", "arguments": {"bbox_2d": [100, 100, 700, 900]}}
+LOOK = Generation(f"<think>Look closer.</think>\n<tool_call>\n{json.dumps(ZOOM)}\n</tool_call>", 300, 30)
+ANSWER = Generation("<think>The hands hold it.</think><answer>hold</answer>", 600, 12)
+
+
+class InstantEngine:
+    """Zooms on the first turn, answers on the second, in no time (the replies are made once)."""
+
+    name, model = "instant", "instant"
+
+    def generate(
+        self, conversations: Sequence[list], sampling: Sampling, seeds: Sequence[int], tools: Any = None
+    ) -> list[list[Generation]]:
+        return [[LOOK if len(c) == 1 else ANSWER] * sampling.n for c in conversations]
+
+
+def main(argv: list[str]) -> None:
+    from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
+
+    boxed, out = map(Path, argv[:2])
+    loop = argv[argv.index("--loop") + 1] if "--loop" in argv else "async"
+    cfg = GenCotConfig(engine="instant", model="instant", n=4, max_turns=3, shard_size=256, loop=loop)
+    gen_cot(boxed, out, cfg, InstantEngine, overwrite=True, progress=False)
+
 
 if __name__ == "__main__":
-    boxed, out = map(Path, sys.argv[1:3])
-    cfg = GenCotConfig(engine="instant", model="instant", n=4, max_turns=3, shard_size=256)
-    gen_cot(boxed, out, cfg, InstantEngine, overwrite=True, progress=False)
+    main(sys.argv[1:])

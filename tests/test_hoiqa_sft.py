@@ -337,7 +337,13 @@ def test_predict_asks_each_item_as_build_sft_wrote_it(hoiqa: dict[str, Path], tm
     engine = OracleQA(tmp_path / "sft")
     cfg = PredictConfig(engine="scripted", model="oracle", profile="qwen2.5-vl", shard_size=8)
     m = predict(hoiqa["canonical"], tmp_path / "preds", cfg, lambda: engine)
-    assert m.config["task"] == "qa" and m.counts == {"in": 10, "out": 10, "rejected": 0, "rows": 70, "failed": 0}
+    assert m.config["task"] == "qa" and m.counts == {
+        "in": 10,
+        "out": 10,
+        "rejected": 0,
+        "rows": 70,
+        "failed": 0,
+    }
     assert engine.asked == 70
     report = eval_hoiqa(tmp_path / "preds", hoiqa["canonical"])  # box format and profile from the manifest
     assert report.overall["box_accuracy"] == report.overall["noun_accuracy"] == 1.0

@@ -3,6 +3,7 @@ a :class:`ToolError`, whose message the model reads as the tool's answer (never 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -102,11 +103,19 @@ def call_arguments(name: str, arguments: Any, tool: Callable[..., Any]) -> dict[
     arguments = {} if arguments is None else arguments
     if not isinstance(arguments, dict):
         raise ToolError("arguments must be a JSON object")
-    params = {k: p for k, p in inspect.signature(tool).parameters.items() if k != "self"}
+    params, required = _parameters(tool)
     unknown = [str(k)[:32] for k in arguments if k not in params]
     if unknown:
         raise ToolError(f"{name} got unknown arguments {unknown}; it takes {list(params)}")
-    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in arguments]
+    missing = [k for k in required if k not in arguments]
     if missing:
         raise ToolError(f"{name} is missing arguments {missing}")
     return arguments
+
+
+@functools.cache
+def _parameters(tool: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A tool's parameter names and the required ones, read once (``inspect.signature`` costs more
+    than the zoom it checks the arguments of)."""
+    params = {k: p for k, p in inspect.signature(tool).parameters.items() if k != "self"}
+    return tuple(params), tuple(k for k, p in params.items() if p.default is inspect.Parameter.empty)

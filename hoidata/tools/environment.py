@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -39,7 +41,7 @@ from hoidata.tools.imagine_cache import ImagineCache, open_cache
 from hoidata.tools.names import TOOL_NAMES
 from hoidata.tools.schemas import tool_schemas
 from hoidata.tools.spatial import contact_likelihood
-from hoidata.tools.zoom import crop, zoom_result_text
+from hoidata.tools.zoom import crop_window, zoom_result_text
 
 # the names other modules import from here; the argument checks, names, schemas and geometry live apart
 __all__ = [
@@ -327,7 +329,8 @@ class HoiEnvironment:
     def _zoom(self, bbox_2d: Any) -> list[dict[str, Any]]:
         model, canonical = self._region(bbox_2d)
         image, box = self._image_and_box(canonical)
-        view = self._fit(crop(image, box, self.min_crop))
+        window = crop_window(box, image.width, image.height, self.min_crop)
+        view = _VIEWS.get(image, (window, self.max_crop_pixels), lambda: self._fit(image.crop(window)))
         return [{"type": "image", "image": view}, {"type": "text", "text": zoom_result_text(np.rint(model))}]
 
     def _imagine(self, bbox_2d: Any, mode: Any) -> list[dict[str, Any]]:
@@ -346,6 +349,34 @@ class HoiEnvironment:
             {"type": "image", "image": self._fit(view)},
             {"type": "text", "text": imagine_result_text(np.rint(model), mode)},
         ]
+
+
+class _SharedViews:
+    """Zoomed views of live images, by image and window: the rollouts that zoom on the same region
+    of the same decoded image (the ``n`` rollouts of a prompt often do, and the prompts of one
+    scene share its image) get one view object, cropped once and, in generation, PNG-encoded once.
+    Views are never modified, so sharing one is safe. Entries go with their image."""
+
+    def __init__(self) -> None:
+        self._views: dict[int, dict[Any, Image.Image]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, image: Image.Image, key: Any, make: Callable[[], Image.Image]) -> Image.Image:
+        with self._lock:
+            views = self._views.get(id(image))
+            view = None if views is None else views.get(key)
+        if view is not None:
+            return view
+        view = make()  # outside the lock: two threads may both crop, and the first one kept wins
+        with self._lock:
+            views = self._views.get(id(image))
+            if views is None:
+                views = self._views[id(image)] = {}
+                weakref.finalize(image, self._views.pop, id(image), None)
+            return views.setdefault(key, view)
+
+
+_VIEWS = _SharedViews()
 
 
 # ---- our own generation loop ------------------------------------------------------------------------

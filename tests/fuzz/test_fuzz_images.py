@@ -165,3 +165,28 @@ def test_imagine_and_convert_reject_broken_images(hostile: dict[str, Any], tmp_p
     header_broken = {sid for sid, kind in hostile["kinds"].items() if kind in BROKEN - {"truncated"}}
     assert set(reasons) == header_broken, reasons
     assert all(len(r.splitlines()) == 1 for r in reasons.values())
+
+
+def test_files_are_read_only_from_inside_the_root(tmp_path: Path) -> None:
+    """The fast reader refuses what the full resolver refuses: a symlinked directory or file that
+    leads out, a loop, ``..``; a symlink that stays inside is followed; a missing file is missing."""
+    root, outside = tmp_path / "images", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "sub" / "a.jpg").write_bytes(b"inside")
+    (outside / "b.jpg").write_bytes(b"secret")
+    (root / "out").symlink_to(outside)  # a directory leading out
+    (root / "link.jpg").symlink_to(outside / "b.jpg")  # a file leading out
+    (root / "alias.jpg").symlink_to(root / "sub" / "a.jpg")  # a file staying in
+    (root / "loop.jpg").symlink_to(root / "loop.jpg")
+    read = lambda name: image_bytes({"bytes": None, "path": name}, root)  # noqa: E731
+    assert read("sub/a.jpg") == read("./sub//a.jpg") == read("alias.jpg") == b"inside"
+    for name in ("out/b.jpg", "link.jpg", "../outside/b.jpg", "/etc/hostname"):
+        with pytest.raises(ValueError, match="image root"):
+            read(name)
+    with pytest.raises((RuntimeError, OSError)):
+        read("loop.jpg")
+    with pytest.raises(FileNotFoundError):
+        read("sub/missing.jpg")
+    with pytest.raises(FileNotFoundError):
+        read("nowhere/a.jpg")
