@@ -341,6 +341,20 @@ def test_zoom_accepts_json_text_and_clamps_to_the_image() -> None:
     assert partly_outside[0]["image"].size == (64, 48)
 
 
+def test_rollouts_zooming_on_one_region_of_one_image_share_its_view() -> None:
+    """The ``n`` rollouts of a prompt get one view object per region (cropped once, encoded once);
+    another region, another image or another pixel budget is another view."""
+    image, other = noise_image(), noise_image(seed=1)
+    a, b, c = started(image=image), started(image=image), started(image=other)
+    small = started(image=image, max_crop_pixels=50 * 50)
+    view = a.zoom_in([100, 200, 300, 400])[0]["image"]
+    assert b.zoom_in([100, 200, 300, 400])[0]["image"] is view
+    assert b.zoom_in([100, 200, 300, 500])[0]["image"] is not view
+    assert c.zoom_in([100, 200, 300, 400])[0]["image"] is not view
+    assert small.zoom_in([100, 200, 300, 400])[0]["image"].size != view.size
+    assert np.array_equal(np.asarray(view), np.asarray(started().zoom_in([100, 200, 300, 400])[0]["image"]))
+
+
 def test_zoom_respects_the_pixel_budget() -> None:
     env = started(max_crop_pixels=100 * 100)
     image = env.zoom_in([0, 0, 1000, 1000])[0]["image"]
