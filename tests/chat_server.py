@@ -3,8 +3,9 @@
 Replies are a pure function of the request (its seed and the number of assistant turns so far), so
 a rerun against a healthy server writes what an uninterrupted run writes. ``fault(n, body)`` picks
 what the ``n``-th request (from 0) gets: ``None`` (a reply), ``"500"``, ``"429"``, ``"slow"``
-(sleeps past any client timeout in the tests), ``"malformed"`` (a 200 whose body is cut off) or
-``"die"`` (the server stops listening: this request and every later one find no server).
+(sleeps past any client timeout in the tests), ``"malformed"`` (a 200 whose body is cut off),
+``"surrogate"`` (a reply holding a lone surrogate, as a JSON ``"\\ud800"`` escape) or ``"die"``
+(the server stops listening: this request and every later one find no server).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class ChatServer:
                 if what in ("500", "429"):
                     self._send(int(what), b'{"error": {"message": "try again"}}')
                     return
+                content = reply_text(body)
+                if what == "surrogate":  # json.dumps writes it as the escape "\ud800"
+                    content = content.replace("</think>", "\ud800</think>")
                 reply = {
                     "id": f"r{n}",
                     "object": "chat.completion",
@@ -61,7 +65,7 @@ class ChatServer:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": reply_text(body)},
+                            "message": {"role": "assistant", "content": content},
                             "finish_reason": "stop",
                         }
                     ],

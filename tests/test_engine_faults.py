@@ -164,3 +164,22 @@ def test_predict_records_failed_images_and_a_rerun_asks_only_those(
         assert len(back.requests) == 2
     assert read_table(out).to_pylist() == expected
     assert "retried 2 failed rows: 2 made, 0 still failed" in capsys.readouterr().out
+
+
+def test_a_reply_holding_a_lone_surrogate_is_stored_not_a_crashed_shard(
+    demo_boxes: Path, demo_canonical, tmp_path: Path
+) -> None:
+    """A server's JSON "\\ud800" escape decodes to a lone surrogate, which no writer can store: it
+    becomes U+FFFD in the reply, in gen-cot and predict alike, and the other replies are untouched."""
+    odd = lambda n, body: "surrogate" if n % 3 == 0 else None  # noqa: E731
+    with chat_server(odd) as server:
+        _run(*_gen_cot(demo_boxes, tmp_path / "cot", server.url))
+        predict = ["predict", str(demo_canonical(4)), "-o", str(tmp_path / "pred"), "--engine", "openai"]
+        _run(*predict, "--model", "m", "--base-url", server.url, "--profile", "qwen2.5-vl")
+    rows = read_table(tmp_path / "cot").to_pylist()
+    texts = [b["text"] for r in rows for m in r["messages"] if m["role"] == "assistant" for b in m["content"]]
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"answered"}
+    assert any("\ufffd</think>" in t for t in texts) and any("\ufffd" not in t for t in texts)
+    predictions = read_table(tmp_path / "pred").to_pylist()
+    assert predictions and {r["finish_reason"] for r in predictions} == {"stop"}
+    assert any("\ufffd" in r["completion"] for r in predictions)

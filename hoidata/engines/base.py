@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hoidata.schemas.text import valid_text
+
 Conversation = list[dict[str, Any]]
 
 
@@ -35,6 +37,13 @@ class Generation:
     completion_tokens: int = 0
     finish_reason: str = "stop"  # stop | length | error
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        # a server's JSON may hold "\ud800": a lone surrogate no writer can store, so one reply would
+        # crash its whole shard; it becomes U+FFFD here, for every engine and every stage
+        object.__setattr__(self, "text", valid_text(self.text))
+        if self.error is not None:
+            object.__setattr__(self, "error", valid_text(self.error))
 
     @classmethod
     def failed(cls, error: str) -> Generation:
