@@ -110,6 +110,7 @@ def test_cli_prints_means_and_stays_light(built: dict[str, Path], tmp_path: Path
     [
         ('{"sample_id": "a"}\n', [], "record line 1: field 'completion': missing"),
         ("not json\n", [], "record line 1: not JSON"),
+        ('{"sample_id": "a", "completion": NaN}\n', [], "record line 1: not JSON"),
         ('{"sample_id": "a", "completion": 3}\n', [], "must be a string or a list of messages"),
         ('{"sample_id": "nope", "completion": "x"}\n', [], "none of the 1 completions has a sample_id"),
         ('{"sample_id": "a", "completion": "x"}\n', ["--weight", "speed=1"], "the parts are accuracy"),
@@ -127,6 +128,25 @@ def test_bad_input_is_one_line_and_exit_2(
     )
     assert r.returncode == 2
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_a_line_holding_a_lone_surrogate_is_a_wrong_answer_not_a_refused_file(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """A "\\ud800" escape (what a model's server may write) is JSON the strict reader refuses: that
+    line scores as wrong and its neighbours as before, in the file's order."""
+    answers = _answers(built["referring"])[:3]
+    lines = [
+        json.dumps({"sample_id": sid, "completion": f"<think>x</think><answer>{answer}</answer>"})
+        for sid, _, answer in answers
+    ]
+    lines[1] = json.dumps({"sample_id": answers[1][0], "completion": "<answer>\ud800</answer>"})
+    assert "\\ud800" in lines[1]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    r = run_light("score", str(path), "--gt", str(built["referring"]), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["means"]["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_canonical_dataset_needs_a_profile(built: dict[str, Path], tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ the first completion of each sample, so no ground truth counts twice, and report
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from hoidata.errors import HoidataError
 from hoidata.io import read_table
 from hoidata.rewards.completions import rollout
+from hoidata.schemas.text import valid_text
 
 
 def read_completions(path: Path) -> tuple[list[str], list[Any]]:
@@ -45,7 +47,9 @@ def read_completions(path: Path) -> tuple[list[str], list[Any]]:
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as e:
-                raise HoidataError(f"not JSON: {e}", file=str(path), record=f"line {line_no}") from None
+                row = _lenient_json(line)
+                if row is None:
+                    raise HoidataError(f"not JSON: {e}", file=str(path), record=f"line {line_no}") from None
             for name in ("sample_id", "completion"):
                 if not isinstance(row, dict) or name not in row:
                     raise HoidataError("missing", file=str(path), record=f"line {line_no}", field=name)
@@ -156,3 +160,26 @@ def join_completions(
         answered = answered[keep]
     counts = {"samples": len(index), "evaluated": table.num_rows, **got.counts()}
     return Joined(table, texts, answered, counts, got.unmatched)
+
+
+def _lenient_json(line: bytes) -> Any:
+    """A line orjson refuses only for a lone surrogate escape (``"\\ud800"``, which a model's server
+    may write), read by the standard library with every string made valid; None if it is no JSON."""
+    try:
+        return _valid_strings(json.loads(line, parse_constant=_refuse))
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        return None
+
+
+def _valid_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, list):
+        return [_valid_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_text(k): _valid_strings(v) for k, v in value.items()}
+    return value
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is no JSON")  # NaN and Infinity: orjson refuses them, so do we
