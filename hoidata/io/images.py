@@ -21,6 +21,7 @@ import functools
 import io
 import os
 import posixpath
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,22 @@ def read_under(root: str | Path, name: str) -> bytes:
         return path_under(root, name).read_bytes()
     with open(fd, "rb") as f:
         return f.read()
+
+
+def file_under(root: str | Path, name: str) -> str:
+    """The path of ``root / name`` for a reader that opens it itself, refused where
+    :func:`path_under` refuses it (one ``lstat`` where the directory was resolved before)."""
+    rel = safe_relative_path(name)
+    if rel is None:
+        raise ValueError(f"image path {name!r} leaves the image root")
+    directory, file = posixpath.split(rel)
+    real = _resolved_directory(str(root), directory)
+    if real is None:
+        raise ValueError(f"image path {name!r} resolves outside the image root (a symlink?)")
+    path = os.path.join(real, file)
+    if stat.S_ISLNK(os.lstat(path).st_mode):  # raises FileNotFoundError for a missing file
+        return str(path_under(root, name))
+    return path
 
 
 @functools.lru_cache(maxsize=4096)

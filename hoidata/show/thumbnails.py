@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw
 
+from hoidata.io.images import check_image_header, file_under
 from hoidata.io.progress import Progress
 
 THUMB = 320  # longest side a card shows; a thumbnail keeps the JPEG decoder's scale up to twice that
@@ -76,9 +77,14 @@ class Thumbnails:
         if image.get("bytes"):
             return self.embedded(image["bytes"])
         path = image.get("path")
-        if path:
-            return self.file(path if os.path.isabs(path) or not root else os.path.join(root, path))
-        return None
+        if not path:
+            return None
+        if not root:
+            return self.file(path)
+        try:  # the rules every stage follows: nothing outside the image root
+            return self.file(file_under(root, path))
+        except (OSError, ValueError, RuntimeError) as e:
+            return ImageRef(None, None, f"image not readable: {path} ({getattr(e, 'strerror', None) or e})")
 
     def file(self, path: str | Path) -> ImageRef:
         """An image file; a missing one gets nothing in the site (a page shows the error instead)."""
@@ -189,10 +195,13 @@ def make_thumbnails(jobs: list[tuple[Any, ...]]) -> list[str | None]:
 
 def _make(kind: str, source: Any, target: str, original: str | None) -> str | None:
     try:
-        if kind == "link":
+        if kind == "link":  # its header read as every stage reads it (no empty file, no bomb); small
+            with open(source, "rb") as f:
+                check_image_header(f.read())
             _link_or_copy(source, Path(target))
             return None
         if kind == "raw":
+            check_image_header(source)
             _write_atomic(Path(target), source)
             return None
         if kind == "bytes":

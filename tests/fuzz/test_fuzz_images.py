@@ -190,3 +190,23 @@ def test_files_are_read_only_from_inside_the_root(tmp_path: Path) -> None:
         read("sub/missing.jpg")
     with pytest.raises(FileNotFoundError):
         read("nowhere/a.jpg")
+
+
+def test_show_follows_the_image_rules(hostile: dict[str, Any], tmp_path: Path) -> None:
+    """hoidata show puts small files in as they are, but only after the rules every stage follows:
+    nothing from outside the image root, an unreadable header is an unreadable image with its
+    reason, and pages show the stored frame (no EXIF rotation)."""
+    from hoidata.show import ShowOptions, write_site
+
+    site = write_site(hostile["root"] / "canonical", tmp_path / "site", ShowOptions(workers=0, progress=False))
+    failed = " ".join(site.thumbnails_failed)
+    names = {kind: sid.rsplit("/", 1)[1] for sid, kind in hostile["kinds"].items()}
+    for kind in ("empty", "garbage", "bomb"):
+        assert names[kind] in failed
+    secret = (hostile["root"] / "outside.jpg").read_bytes()
+    put_in = [p for p in (tmp_path / "site").rglob("*") if p.is_file()]
+    assert put_in and all(p.read_bytes() != secret for p in put_in)  # the symlink out was not followed
+    pages = "".join(p.read_text() for p in put_in if p.suffix == ".html")
+    assert pages.count("image not readable") >= 2  # the escape and the loop, each named on its card
+    css = next(p for p in put_in if p.name == "show.css").read_text()
+    assert "img { image-orientation: none; }" in css
