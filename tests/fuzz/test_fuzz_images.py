@@ -198,7 +198,9 @@ def test_show_follows_the_image_rules(hostile: dict[str, Any], tmp_path: Path) -
     reason, and pages show the stored frame (no EXIF rotation)."""
     from hoidata.show import ShowOptions, write_site
 
-    site = write_site(hostile["root"] / "canonical", tmp_path / "site", ShowOptions(workers=0, progress=False))
+    site = write_site(
+        hostile["root"] / "canonical", tmp_path / "site", ShowOptions(workers=0, progress=False)
+    )
     failed = " ".join(site.thumbnails_failed)
     names = {kind: sid.rsplit("/", 1)[1] for sid, kind in hostile["kinds"].items()}
     for kind in ("empty", "garbage", "bomb"):
