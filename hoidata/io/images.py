@@ -164,7 +164,12 @@ def path_under(root: str | Path, name: str) -> Path:
 
 def check_image_header(data: bytes) -> Image.Image:
     """The image opened lazily (header only), refused when it is no image or over the pixel limit."""
-    im = Image.open(io.BytesIO(data))
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # Pillow's message names an in-memory buffer, not the file
+        raise UnidentifiedImageError(
+            "empty file" if not data else "not an image format Pillow reads (a damaged file?)"
+        ) from None
     w, h = im.size
     if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
         raise ValueError(

@@ -141,6 +141,9 @@ def test_build_sft_rejects_each_broken_image(hostile: dict[str, Any], tmp_path: 
     if mode == "embed":  # headers only: a truncated body is found by whoever decodes it
         broken.discard(next(s for s, k in hostile["kinds"].items() if k == "truncated"))
     assert set(rejected) == broken, rejected
+    reasons = {hostile["kinds"][sid]: reason for sid, reason in rejected.items()}
+    assert "empty file" in reasons["empty"] and "not an image format" in reasons["garbage"]
+    assert not any("BytesIO" in r for r in reasons.values())  # each names the file, not a buffer
     kept = {r["source_id"] for r in read_table(tmp_path / "sft", ["source_id"]).to_pylist()}
     assert not kept & broken
 
