@@ -17,7 +17,6 @@ A stage catches what these raise and rejects the record with the reason; nothing
 from __future__ import annotations
 
 import errno
-import functools
 import io
 import os
 import posixpath
@@ -142,12 +141,22 @@ def file_under(root: str | Path, name: str) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=4096)
 def _resolved_directory(root: str, directory: str) -> str | None:
-    """``root/directory`` with every symlink resolved, or None when that leaves ``root``."""
-    base = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(base, directory))
-    return real if real == base or real.startswith(base.rstrip("/") + "/") else None
+    """``root/directory`` with every symlink resolved, or None when that leaves ``root``; kept only
+    once the directory exists (one made later, a symlink perhaps, is resolved then)."""
+    key = (root, directory)
+    real = _DIRECTORIES.get(key)
+    if real is None:
+        base = os.path.realpath(root)
+        real = os.path.realpath(os.path.join(base, directory))
+        if not (real == base or real.startswith(base.rstrip("/") + "/")):
+            return None
+        if os.path.isdir(real) and len(_DIRECTORIES) < 4096:
+            _DIRECTORIES[key] = real
+    return real
+
+
+_DIRECTORIES: dict[tuple[str, str], str] = {}  # (root, directory) -> resolved, inside the root
 
 
 def path_under(root: str | Path, name: str) -> Path:
