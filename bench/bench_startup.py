@@ -2,9 +2,9 @@
 
 hoidata never imports pandas, but pyarrow does, on its first ``pa.array(...)`` or ``to_numpy()``
 (even of numpy data), whenever pandas is installed (``datasets`` installs it): ``convert hico`` on
-a UPT file loads none, ``boxes`` does. This prints `hoidata --help` against a bare interpreter, `hoidata convert`
-on the UPT test file, and `hoidata boxes` on its output as it runs, against the same command with
-pandas made unimportable (a baseline no user has, to show the cost).
+a UPT file loads none, ``boxes`` does. This prints `hoidata --help` against a bare interpreter,
+`hoidata convert` on the UPT test file, and `hoidata boxes` on its output as it runs, against the
+same command with pandas made unimportable (a baseline no user has, to show the cost).
 """
 
 from __future__ import annotations
