@@ -104,19 +104,11 @@ def image_bytes(image: dict[str, Any], root: str | Path | None) -> bytes:
 
 def read_under(root: str | Path, name: str) -> bytes:
     """The bytes of ``root / name``, refused where :func:`path_under` refuses it, in few system
-    calls: the directory is resolved once per process and the file opened without following a
-    symlink (one that is there is checked in full). A thread gives the GIL up at every system call
-    and waits for it back while others are busy, so a full ``realpath`` (an ``lstat`` per path
-    component) costs a busy pipeline milliseconds per image."""
-    rel = safe_relative_path(name)
-    if rel is None:
-        raise ValueError(f"image path {name!r} leaves the image root")
-    directory, file = posixpath.split(rel)
-    real = _resolved_directory(str(root), directory)
-    if real is None:
-        raise ValueError(f"image path {name!r} resolves outside the image root (a symlink?)")
+    calls: the file is opened without following a symlink (one that is there is checked in full).
+    A thread gives the GIL up at every system call and waits for it back while others are busy, so
+    a full ``realpath`` (an ``lstat`` per path component) costs a busy pipeline milliseconds per image."""
     try:
-        fd = os.open(os.path.join(real, file), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(_in_resolved_directory(root, name), os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as e:
         if e.errno != errno.ELOOP:  # ELOOP: the file is a symlink, which path_under follows and checks
             raise
@@ -127,33 +119,30 @@ def read_under(root: str | Path, name: str) -> bytes:
 
 def file_under(root: str | Path, name: str) -> str:
     """The path of ``root / name`` for a reader that opens it itself, refused where
-    :func:`path_under` refuses it (one ``lstat`` where the directory was resolved before)."""
-    rel = safe_relative_path(name)
-    if rel is None:
-        raise ValueError(f"image path {name!r} leaves the image root")
-    directory, file = posixpath.split(rel)
-    real = _resolved_directory(str(root), directory)
-    if real is None:
-        raise ValueError(f"image path {name!r} resolves outside the image root (a symlink?)")
-    path = os.path.join(real, file)
+    :func:`path_under` refuses it (one ``lstat``; a symlink is checked in full)."""
+    path = _in_resolved_directory(root, name)
     if stat.S_ISLNK(os.lstat(path).st_mode):  # raises FileNotFoundError for a missing file
         return str(path_under(root, name))
     return path
 
 
-def _resolved_directory(root: str, directory: str) -> str | None:
-    """``root/directory`` with every symlink resolved, or None when that leaves ``root``; kept only
-    once the directory exists (one made later, a symlink perhaps, is resolved then)."""
-    key = (root, directory)
+def _in_resolved_directory(root: str | Path, name: str) -> str:
+    """``name``'s file in its directory under ``root`` with every symlink resolved (once per
+    process, once the directory exists); the file itself is not followed."""
+    rel = safe_relative_path(name)
+    if rel is None:
+        raise ValueError(f"image path {name!r} leaves the image root")
+    directory, file = posixpath.split(rel)
+    key = (str(root), directory)
     real = _DIRECTORIES.get(key)
     if real is None:
         base = os.path.realpath(root)
         real = os.path.realpath(os.path.join(base, directory))
         if not (real == base or real.startswith(base.rstrip("/") + "/")):
-            return None
-        if os.path.isdir(real) and len(_DIRECTORIES) < 4096:
+            raise ValueError(f"image path {name!r} resolves outside the image root (a symlink?)")
+        if os.path.isdir(real) and len(_DIRECTORIES) < 4096:  # one made later is resolved then
             _DIRECTORIES[key] = real
-    return real
+    return os.path.join(real, file)
 
 
 _DIRECTORIES: dict[tuple[str, str], str] = {}  # (root, directory) -> resolved, inside the root
