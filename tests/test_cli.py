@@ -3,6 +3,7 @@ flags combine in one order; the app lists its commands in pipeline order without
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,41 @@ def test_data_stages_import_neither_torch_nor_numba() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]", run.stdout
+
+
+def test_the_first_compiled_call_leaves_scipy_linalg_alone() -> None:
+    """numba's first call loads its registries, which import scipy.linalg (0.2 s) for BLAS; hoidata's
+    kernels need none, so it stays out, and is importable as usual afterwards."""
+    code = (
+        "import sys, numpy as np\n"
+        "from hoidata.rewards.greedy import greedy_matches\n"
+        "z = np.zeros((0, 4)); c = np.zeros((0, 2), np.int64); o = np.zeros(2, np.int64)\n"
+        "tp = greedy_matches(o, z, z, c, o, z, z, c, labels=True, iou_threshold=0.5, max_ranked=9)\n"
+        "print(tp.tolist(), 'numba.np.arraymath' in sys.modules, 'scipy.linalg' in sys.modules)\n"
+        "import scipy.linalg.cython_blas\n"
+        "print('scipy.linalg' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["[0]", "True", "False", "True"], run.stdout + run.stderr
+
+
+def test_the_command_line_keeps_numpy_off_huge_pages_unless_asked() -> None:
+    """Huge pages asked for every large array stall short-lived stages where the kernel compacts
+    memory on the fault; the command line turns numpy's request off, and a user's setting wins."""
+    code = (
+        "import os, sys\n"
+        "from hoidata.cli import main\n"
+        "try: main(['--help'])\n"
+        "except SystemExit: pass\n"
+        "print('SETTING', os.environ['NUMPY_MADVISE_HUGEPAGE'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    kept = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env | {"NUMPY_MADVISE_HUGEPAGE": "1"},
+    )
+    assert off.stdout.split("SETTING")[1].split() == ["0"]
+    assert kept.stdout.split("SETTING")[1].split() == ["1"]
