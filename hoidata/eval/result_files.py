@@ -26,7 +26,7 @@ from hoidata.errors import HoidataError
 from hoidata.eval.groundtruth import base_name
 from hoidata.eval.ppdm_scan import NAME_ABSENT, Items, Records, count_byte, scan_chunk
 from hoidata.eval.predictions import PREDICTION, PREDICTIONS_SCHEMA, PredictionColumns, conform
-from hoidata.jit import first_call_without_scipy
+from hoidata.jit import start_numba
 from hoidata.schemas.boxes import BoxOrigin, from_origin, to_origin
 from hoidata.schemas.taxonomy import Taxonomy, hico_coco_ids
 
@@ -87,11 +87,7 @@ def scan_file(
     A file of ``parallel_from`` bytes or more is scanned as two halves at once (the scanner releases
     the GIL), split at a record's start found near the middle; the first half must end exactly
     there, which proves the split, else the file is scanned again from the start, whole."""
-    with first_call_without_scipy():
-        return _scan_file(path, origin, chunk, parallel_from)
-
-
-def _scan_file(path: Path, origin: BoxOrigin, chunk: int, parallel_from: int) -> PpdmColumns | None:
+    start_numba()  # before the threads, which would each wait for it
     size = path.stat().st_size
     split = _record_start_near(path, size // 2) if size >= parallel_from else None
     if split is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hoidata.jit import first_call_without_scipy
+from hoidata.jit import start_numba
 
 # key ids: boxes 0-2, strings 3-5, the order of the output columns
 BOX_KEYS = ("person_bbox_2d", "object_bbox_2d", "bbox_2d")
@@ -42,9 +42,9 @@ def scan_answers(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...
     entries it has; per entry ``boxes`` (E, 3, 4) float64 and ``spans`` (E, 3, 2) int64 byte spans
     into ``data``. Entries of texts that were not scanned are absent.
     """
-    with first_call_without_scipy():
-        capacity = _count(data, ord("{"))  # every entry opens with a brace
-        return _scan(data, offsets.astype(np.int64), capacity, _KEY_BYTES, _KEY_LENGTHS, _OPEN, _CLOSE, _NULL)
+    start_numba()
+    capacity = _count(data, ord("{"))  # every entry opens with a brace
+    return _scan(data, offsets.astype(np.int64), capacity, _KEY_BYTES, _KEY_LENGTHS, _OPEN, _CLOSE, _NULL)
 
 
 @njit(cache=True)

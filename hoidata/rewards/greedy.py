@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hoidata.jit import first_call_without_scipy
+from hoidata.jit import start_numba
 
 
 def greedy_matches(
@@ -33,20 +33,20 @@ def greedy_matches(
     def boxes(b: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(b, np.float64).reshape(-1, 4)
 
-    with first_call_without_scipy():
-        return _match(
-            pred_offsets.astype(np.int64),
-            boxes(pred_person),
-            boxes(pred_object),
-            np.ascontiguousarray(pred_codes, np.int64),
-            gt_offsets.astype(np.int64),
-            boxes(gt_person),
-            boxes(gt_object),
-            np.ascontiguousarray(gt_codes, np.int64),
-            labels,
-            float(iou_threshold),
-            int(max_ranked),
-        )
+    start_numba()
+    return _match(
+        pred_offsets.astype(np.int64),
+        boxes(pred_person),
+        boxes(pred_object),
+        np.ascontiguousarray(pred_codes, np.int64),
+        gt_offsets.astype(np.int64),
+        boxes(gt_person),
+        boxes(gt_object),
+        np.ascontiguousarray(gt_codes, np.int64),
+        labels,
+        float(iou_threshold),
+        int(max_ranked),
+    )
 
 
 @njit(cache=True)
