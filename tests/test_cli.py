@@ -223,3 +223,17 @@ def test_the_command_line_keeps_numpy_off_huge_pages_unless_asked() -> None:
     )
     assert off.stdout.split("SETTING")[1].split() == ["0"]
     assert kept.stdout.split("SETTING")[1].split() == ["1"]
+
+
+def test_boxes_runs_without_loading_pandas(demo_canonical: Any, tmp_path: Path) -> None:
+    """pyarrow loads pandas (0.3 s) on its first ``pa.array`` or ``to_numpy`` wherever pandas is
+    installed; boxes reads and builds its columns through Arrow's buffers, so it never does."""
+    code = (
+        "import sys\n"
+        "from hoidata.cli import main\n"
+        f"try: main(['boxes', {str(demo_canonical(4))!r}, '-o', {str(tmp_path / 'boxed')!r}])\n"
+        "except SystemExit as e: assert not e.code, e.code\n"
+        "print('PANDAS', 'pandas' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split("PANDAS")[1].split() == ["False"], run.stdout + run.stderr

@@ -31,6 +31,7 @@ from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.schemas import boxes as bx
 from hoidata.schemas import canonical
+from hoidata.sources.base import arrow_array, numbers, string_array
 
 NO_OBJECT_CHOICES = ("person", "null")
 PROFILE_NAMES = tuple(PROFILES)
@@ -112,13 +113,13 @@ def add_boxes(
     rejects = _rejects(table, bad, source_file)
     keep = np.ones(table.num_rows, dtype=bool)
     keep[list(bad)] = False
-    table = table.filter(pa.array(keep)) if bad else table
+    table = table.filter(arrow_array(keep)) if bad else table
     n = table.num_rows
-    width = table["width"].to_numpy(zero_copy_only=False).astype(np.float64)
-    height = table["height"].to_numpy(zero_copy_only=False).astype(np.float64)
+    width = numbers(table["width"]).astype(np.float64)
+    height = numbers(table["height"]).astype(np.float64)
     rw, rh = profile.resized(width, height)
 
-    inst_list = table["instances"].chunk(0) if n else pa.array([], table.schema.field("instances").type)
+    inst_list = table["instances"].combine_chunks()
     inst_off = _offsets(inst_list)
     inst = inst_list.values.slice(inst_off[0], inst_off[-1] - inst_off[0])
     inst_off = inst_off - inst_off[0]
@@ -126,13 +127,13 @@ def add_boxes(
     inst_boxes = _boxes_of(inst.field("bbox"))
     model_inst = profile.to_model(inst_boxes, width[inst_row], height[inst_row])
 
-    int_list = table["interactions"].chunk(0) if n else pa.array([], table.schema.field("interactions").type)
+    int_list = table["interactions"].combine_chunks()
     int_off = _offsets(int_list)
     inter = int_list.values.slice(int_off[0], int_off[-1] - int_off[0])
     int_off = int_off - int_off[0]
     int_row = np.repeat(np.arange(n), np.diff(int_off))
-    subject = inter.field("subject").to_numpy(zero_copy_only=False).astype(np.int64)
-    obj = inter.field("object").to_numpy(zero_copy_only=False).astype(np.int64)
+    subject = numbers(inter.field("subject")).astype(np.int64)
+    obj = numbers(inter.field("object")).astype(np.int64)
     has_obj = obj >= 0
     person = inst_boxes[inst_off[int_row] + subject] if len(subject) else np.zeros((0, 4))
     obj_box = person.copy()
@@ -160,20 +161,20 @@ def add_boxes(
         fields=list(canonical.BOXED_INTERACTION),
     )
     columns = {name: table[name] for name in table.column_names}
-    columns["resized_width"] = pa.array(rw, pa.int32())
-    columns["resized_height"] = pa.array(rh, pa.int32())
-    columns["instances"] = pa.ListArray.from_arrays(pa.array(inst_off, pa.int32()), new_inst)
-    columns["interactions"] = pa.ListArray.from_arrays(pa.array(int_off, pa.int32()), new_inter)
+    columns["resized_width"] = arrow_array(np.asarray(rw, np.int32))
+    columns["resized_height"] = arrow_array(np.asarray(rh, np.int32))
+    columns["instances"] = pa.ListArray.from_arrays(arrow_array(inst_off.astype(np.int32)), new_inst)
+    columns["interactions"] = pa.ListArray.from_arrays(arrow_array(int_off.astype(np.int32)), new_inter)
     out = pa.table([columns[f.name] for f in canonical.BOXED_SCHEMA], names=canonical.BOXED_SCHEMA.names)
     return out, rejects
 
 
 def _offsets(arr: pa.ListArray) -> np.ndarray:
-    return arr.offsets.to_numpy().astype(np.int64)
+    return numbers(arr.offsets).astype(np.int64)
 
 
 def _boxes_of(bbox: pa.FixedSizeListArray) -> np.ndarray:
-    return bbox.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+    return numbers(bbox.flatten()).astype(np.float64).reshape(-1, 4)
 
 
 def _padded_union(
@@ -190,8 +191,8 @@ def _padded_union(
 
 
 def _fixed(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None = None) -> pa.FixedSizeListArray:
-    flat = pa.array(np.asarray(values).reshape(-1).astype(dtype.to_pandas_dtype()), dtype)
-    mask = pa.array(null) if null is not None and null.any() else None
+    flat = arrow_array(np.asarray(values).reshape(-1).astype(dtype.to_pandas_dtype()))
+    mask = arrow_array(null) if null is not None and null.any() else None
     return pa.FixedSizeListArray.from_arrays(flat, 4, mask=mask)
 
 
@@ -200,8 +201,8 @@ def _triples(
 ) -> pa.ListArray:
     """``[a_i, b_i, c_i]`` per row as a list of boxes (null where ``null``)."""
     stacked = np.stack([a, b, c], axis=1).reshape(-1, 4)
-    offsets = pa.array(np.arange(0, 3 * len(a) + 1, 3), pa.int32())
-    mask = pa.array(null) if null.any() else None
+    offsets = arrow_array(np.arange(0, 3 * len(a) + 1, 3, dtype=np.int32))
+    mask = arrow_array(null) if null.any() else None
     return pa.ListArray.from_arrays(offsets, _fixed(stacked, dtype), mask=mask)
 
 
@@ -212,21 +213,21 @@ def _check_rows(table: pa.Table) -> dict[int, tuple[str, str]]:
     n = table.num_rows
     if not n:
         return bad
-    width = table["width"].to_numpy(zero_copy_only=False)
-    height = table["height"].to_numpy(zero_copy_only=False)
-    missing = pc.or_(pc.is_null(table["width"]), pc.is_null(table["height"])).to_numpy(zero_copy_only=False)
+    width = numbers(table["width"])
+    height = numbers(table["height"])
+    missing = numbers(pc.or_(pc.is_null(table["width"]), pc.is_null(table["height"])))
     for i in np.flatnonzero(missing):
         bad[int(i)] = ("width", "image size unknown (convert with --image-check or --image-size)")
     w = np.nan_to_num(width.astype(np.float64))
     h = np.nan_to_num(height.astype(np.float64))
     for i in np.flatnonzero(~missing & ~bx.valid_for_resize(h, w)):
         bad[int(i)] = ("width", f"image size {int(w[i])}x{int(h[i])} cannot be resized (aspect ratio > 200)")
-    n_inst = pc.list_value_length(table["instances"]).fill_null(0).to_numpy(zero_copy_only=False)
+    n_inst = np.nan_to_num(numbers(pc.list_value_length(table["instances"]))).astype(np.int64)
     inter = table["interactions"].combine_chunks()
     row = np.repeat(np.arange(n), np.diff(_offsets(inter)))
     flat = inter.flatten()
-    subject = flat.field("subject").to_numpy(zero_copy_only=False)
-    obj = flat.field("object").to_numpy(zero_copy_only=False)
+    subject = numbers(flat.field("subject"))
+    obj = numbers(flat.field("object"))
     wrong_s = (subject < 0) | (subject >= n_inst[row])
     wrong_o = (obj < -1) | (obj >= n_inst[row])
     for k in np.flatnonzero(wrong_s | wrong_o):
@@ -239,17 +240,18 @@ def _check_rows(table: pa.Table) -> dict[int, tuple[str, str]]:
 
 
 def _rejects(table: pa.Table, bad: dict[int, tuple[str, str]], source_file: str) -> pa.Table:
-    rows = []
-    for i, (field, reason) in sorted(bad.items()):
-        record = table.slice(i, 1).drop_columns(["image"]).to_pylist()[0]
-        rows.append(
-            {
-                "source_file": source_file,
-                "record_index": i,
-                "sample_id": record["sample_id"],
-                "field": field,
-                "reason": reason,
-                "raw": orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=canonical.REJECTS_SCHEMA)
+    rows = sorted(bad)
+    records = [table.slice(i, 1).drop_columns(["image"]).to_pylist()[0] for i in rows]
+    return pa.Table.from_pydict(
+        {
+            "source_file": string_array([source_file] * len(rows)),
+            "record_index": arrow_array(np.array(rows, dtype=np.int64)),
+            "sample_id": string_array([r["sample_id"] for r in records]),
+            "field": string_array([bad[i][0] for i in rows]),
+            "reason": string_array([bad[i][1] for i in rows]),
+            "raw": string_array(
+                [orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY).decode() for r in records]
+            ),
+        },
+        schema=canonical.REJECTS_SCHEMA,
+    )

@@ -220,6 +220,24 @@ def numpy_values(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
 
 
+def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A column of numbers or booleans as numpy, as ``to_numpy(zero_copy_only=False)`` gives it
+    (integers with nulls become float64 with NaN there; floats keep their type), through the buffers."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_boolean(arr.type):
+        if arr.null_count:
+            raise ValueError("a boolean column with nulls has no numpy form without objects")
+        bitmap = arr.buffers()[1]
+        bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little") if bitmap else np.zeros(0)
+        return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+    values = numpy_values(arr)
+    if not arr.null_count:
+        return values
+    out = values.astype(values.dtype if values.dtype.kind == "f" else np.float64)
+    out[numpy_nulls(arr)] = np.nan
+    return out
+
+
 def numpy_nulls(arr: pa.Array) -> np.ndarray:
     """Where an Arrow array is null, as a numpy bool array."""
     bitmap = arr.buffers()[0]
