@@ -1,10 +1,12 @@
 """Startup, whole process: `hoidata --help`, and what pandas costs a data stage.
 
 hoidata never imports pandas, but pyarrow does, on its first ``pa.array(...)`` or ``to_numpy()``
-(even of numpy data), whenever pandas is installed (``datasets`` installs it): ``convert hico`` on
-a UPT file loads none, ``boxes`` does. This prints `hoidata --help` against a bare interpreter,
-`hoidata convert` on the UPT test file, and `hoidata boxes` on its output as it runs, against the
-same command with pandas made unimportable (a baseline no user has, to show the cost).
+(even of numpy data, and for a Python scalar given to a compute function), wherever pandas is
+installed (``datasets`` installs it): ``convert hico`` and ``boxes`` build their columns through
+Arrow's buffers and load none; ``build-sft`` still does. This prints `hoidata --help` against a
+bare interpreter, `hoidata convert` on the UPT test file, and `hoidata boxes` and `hoidata
+build-sft` on its output as they run, each against the same command with pandas made unimportable
+(a baseline no user has, to show the cost).
 """
 
 from __future__ import annotations
@@ -43,20 +45,28 @@ def main() -> None:
             ).line()
         )
         boxes = ("boxes", f"{tmp}/canonical", "-o", f"{tmp}/boxes", "--overwrite")
-        runs: dict[str, list[WholeProcess]] = {"with": [], "without": []}
-        for _ in range(7):  # interleaved: both sides see the same machine
-            runs["with"].append(whole_process("", [sys.executable, "-c", RUN, *boxes], 1, warmup=0))
-            runs["without"].append(
-                whole_process("", [sys.executable, "-c", NO_PANDAS + RUN, *boxes], 1, warmup=0)
-            )
+        build_sft = ("build-sft", "referring", f"{tmp}/boxes", "-o", f"{tmp}/sft", "--overwrite")
+        for label, command in (
+            ("hoidata boxes (UPT test)", boxes),
+            ("hoidata build-sft referring", build_sft),
+        ):
+            pandas_cost(label, command)
+
+
+def pandas_cost(label: str, command: tuple[str, ...]) -> None:
+    """The command as it runs, against the same with pandas unimportable, interleaved (both sides
+    see the same machine)."""
+    runs: dict[str, list[WholeProcess]] = {"with": [], "without": []}
+    for _ in range(7):
+        runs["with"].append(whole_process("", [sys.executable, "-c", RUN, *command], 1, warmup=0))
+        runs["without"].append(
+            whole_process("", [sys.executable, "-c", NO_PANDAS + RUN, *command], 1, warmup=0)
+        )
     with_pandas, without = (
         WholeProcess(
-            label, [t for r in runs[key] for t in r.seconds], [m for r in runs[key] for m in r.peak_mib]
+            name, [t for r in runs[key] for t in r.seconds], [m for r in runs[key] for m in r.peak_mib]
         )
-        for key, label in (
-            ("with", "hoidata boxes (UPT test)"),
-            ("without", "  same, pandas unimportable"),
-        )
+        for key, name in (("with", label), ("without", "  same, pandas unimportable"))
     )
     print(with_pandas.line())
     print(without.line())
