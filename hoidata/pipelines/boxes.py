@@ -31,7 +31,7 @@ from hoidata.options import option, recorded
 from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.schemas import boxes as bx
 from hoidata.schemas import canonical
-from hoidata.sources.base import arrow_array, numbers, string_array
+from hoidata.sources.base import arrow_array, numbers, one_array, string_array
 
 NO_OBJECT_CHOICES = ("person", "null")
 PROFILE_NAMES = tuple(PROFILES)
@@ -119,7 +119,7 @@ def add_boxes(
     height = numbers(table["height"]).astype(np.float64)
     rw, rh = profile.resized(width, height)
 
-    inst_list = table["instances"].combine_chunks()
+    inst_list = one_array(table["instances"])
     inst_off = _offsets(inst_list)
     inst = inst_list.values.slice(inst_off[0], inst_off[-1] - inst_off[0])
     inst_off = inst_off - inst_off[0]
@@ -127,7 +127,7 @@ def add_boxes(
     inst_boxes = _boxes_of(inst.field("bbox"))
     model_inst = profile.to_model(inst_boxes, width[inst_row], height[inst_row])
 
-    int_list = table["interactions"].combine_chunks()
+    int_list = one_array(table["interactions"])
     int_off = _offsets(int_list)
     inter = int_list.values.slice(int_off[0], int_off[-1] - int_off[0])
     int_off = int_off - int_off[0]
@@ -223,7 +223,7 @@ def _check_rows(table: pa.Table) -> dict[int, tuple[str, str]]:
     for i in np.flatnonzero(~missing & ~bx.valid_for_resize(h, w)):
         bad[int(i)] = ("width", f"image size {int(w[i])}x{int(h[i])} cannot be resized (aspect ratio > 200)")
     n_inst = np.nan_to_num(numbers(pc.list_value_length(table["instances"]))).astype(np.int64)
-    inter = table["interactions"].combine_chunks()
+    inter = one_array(table["interactions"])
     row = np.repeat(np.arange(n), np.diff(_offsets(inter)))
     flat = inter.flatten()
     subject = numbers(flat.field("subject"))

@@ -220,10 +220,17 @@ def numpy_values(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
 
 
+def one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one Array: a single chunk as it is (``combine_chunks`` copies even one)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A column of numbers or booleans as numpy, as ``to_numpy(zero_copy_only=False)`` gives it
     (integers with nulls become float64 with NaN there; floats keep their type), through the buffers."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_boolean(arr.type):
         if arr.null_count:
             raise ValueError("a boolean column with nulls has no numpy form without objects")
