@@ -57,6 +57,8 @@ def probe(path: Path, embed: bool, root: Path | None = None) -> ImageInfo:
     try:
         if root is not None:
             path = path_under(root, str(path.relative_to(root)))
+        if not stat.S_ISREG(path.stat().st_mode):  # a directory, or a FIFO that would hang the read
+            raise ValueError("not a regular file")
         data = path.read_bytes() if embed else None
         with check_image_header(data) if data is not None else Image.open(path) as im:
             w, h = im.size
@@ -107,12 +109,15 @@ def read_under(root: str | Path, name: str) -> bytes:
     calls: the file is opened without following a symlink (one that is there is checked in full).
     A thread gives the GIL up at every system call and waits for it back while others are busy, so
     a full ``realpath`` (an ``lstat`` per path component) costs a busy pipeline milliseconds per image."""
-    try:
-        fd = os.open(_in_resolved_directory(root, name), os.O_RDONLY | os.O_NOFOLLOW)
+    try:  # non-blocking: a FIFO planted among the images must not hang the reader
+        fd = os.open(_in_resolved_directory(root, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
         if e.errno != errno.ELOOP:  # ELOOP: the file is a symlink, which path_under follows and checks
             raise
-        return path_under(root, name).read_bytes()
+        fd = os.open(path_under(root, name), os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"image path {name!r} is not a regular file")
     with open(fd, "rb") as f:
         return f.read()
 
@@ -121,8 +126,12 @@ def file_under(root: str | Path, name: str) -> str:
     """The path of ``root / name`` for a reader that opens it itself, refused where
     :func:`path_under` refuses it (one ``lstat``; a symlink is checked in full)."""
     path = _in_resolved_directory(root, name)
-    if stat.S_ISLNK(os.lstat(path).st_mode):  # raises FileNotFoundError for a missing file
-        return str(path_under(root, name))
+    mode = os.lstat(path).st_mode  # raises FileNotFoundError for a missing file
+    if stat.S_ISLNK(mode):
+        path = str(path_under(root, name))
+        mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):  # a directory, or a FIFO that would hang its reader
+        raise ValueError(f"image path {name!r} is not a regular file")
     return path
 
 

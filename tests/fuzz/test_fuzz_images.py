@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from hoidata.io import read_manifest, read_table
-from hoidata.io.images import MAX_IMAGE_PIXELS, decode_image, image_bytes, path_under
+from hoidata.io.images import MAX_IMAGE_PIXELS, decode_image, file_under, image_bytes, path_under, probe
 from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 from hoidata.pipelines.convert import ConvertConfig, convert
@@ -193,6 +193,25 @@ def test_files_are_read_only_from_inside_the_root(tmp_path: Path) -> None:
         read("sub/missing.jpg")
     with pytest.raises(FileNotFoundError):
         read("nowhere/a.jpg")
+
+
+def test_a_fifo_or_directory_among_the_images_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: every reader refuses anything but a regular
+    file first (named directly or through a symlink), so a planted one cannot hang a stage."""
+    root = tmp_path / "images"
+    (root / "dir.jpg").mkdir(parents=True)
+    os.mkfifo(root / "pipe.jpg")
+    (root / "alias.jpg").symlink_to(root / "pipe.jpg")
+    (root / "ok.jpg").write_bytes(b"bytes")
+    for name in ("pipe.jpg", "alias.jpg", "dir.jpg"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            image_bytes({"bytes": None, "path": name}, root)
+        with pytest.raises(ValueError, match="not a regular file"):
+            file_under(root, name)
+        for embed in (False, True):
+            assert "not a regular file" in str(probe(root / name, embed, root).error)
+    assert image_bytes({"bytes": None, "path": "ok.jpg"}, root) == b"bytes"
+    assert file_under(root, "ok.jpg") == str(root.resolve() / "ok.jpg")
 
 
 def test_show_follows_the_image_rules(hostile: dict[str, Any], tmp_path: Path) -> None:
