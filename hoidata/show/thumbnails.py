@@ -17,6 +17,7 @@ import io
 import math
 import os
 import shutil
+import stat
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -93,6 +94,8 @@ class Thumbnails:
             st = os.stat(path)
         except OSError as e:
             return ImageRef(None, None, f"image not readable: {path} ({e.strerror})")
+        if not stat.S_ISREG(st.st_mode):  # a directory, or a FIFO that would hang the read
+            return ImageRef(None, None, f"image not readable: {path} (not a regular file)")
         key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}|{RECIPE}".encode()).hexdigest()[:24]
         ref = self.known.get(key)
         if ref is None:

@@ -21,6 +21,7 @@ from hoidata.pipelines.boxes import BoxesConfig, boxes
 from hoidata.pipelines.build_sft import BuildSftConfig, build_sft
 from hoidata.pipelines.convert import ConvertConfig, convert
 from hoidata.pipelines.imagine import ImagineConfig, imagine
+from hoidata.show.thumbnails import Thumbnails
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -212,6 +213,9 @@ def test_a_fifo_or_directory_among_the_images_is_refused_not_waited_on(tmp_path:
             assert "not a regular file" in str(probe(root / name, embed, root).error)
     assert image_bytes({"bytes": None, "path": "ok.jpg"}, root) == b"bytes"
     assert file_under(root, "ok.jpg") == str(root.resolve() / "ok.jpg")
+    site = Thumbnails(tmp_path / "site")  # hoidata show: under a root, or a path given whole
+    for ref in (site.image({"bytes": None, "path": "pipe.jpg"}, str(root)), site.file(root / "pipe.jpg")):
+        assert ref.thumb is None and "not a regular file" in str(ref.error)
 
 
 def test_show_follows_the_image_rules(hostile: dict[str, Any], tmp_path: Path) -> None:
