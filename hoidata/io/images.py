@@ -137,12 +137,15 @@ def file_under(root: str | Path, name: str) -> str:
 
 def _in_resolved_directory(root: str | Path, name: str) -> str:
     """``name``'s file in its directory under ``root`` with every symlink resolved (once per
-    process, once the directory exists); the file itself is not followed."""
+    process, once the directory exists); the file itself is not followed. A relative root is taken
+    from the current directory each time (a Ray worker changes it between jobs). A directory under
+    the root that is replaced by a symlink while the process runs is not looked at again."""
     rel = safe_relative_path(name)
     if rel is None:
         raise ValueError(f"image path {name!r} leaves the image root")
     directory, file = posixpath.split(rel)
-    key = (str(root), directory)
+    root = os.fspath(root)
+    key = (root if os.path.isabs(root) else os.path.join(os.getcwd(), root), directory)
     real = _DIRECTORIES.get(key)
     if real is None:
         base = os.path.realpath(root)

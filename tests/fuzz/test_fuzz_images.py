@@ -196,6 +196,20 @@ def test_files_are_read_only_from_inside_the_root(tmp_path: Path) -> None:
         read("nowhere/a.jpg")
 
 
+def test_a_relative_image_root_follows_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast reader remembers resolved directories; a relative root must still mean the current
+    directory's (a Ray worker changes directory between jobs)."""
+    for where, text in (("a", b"from a"), ("b", b"from b")):
+        (tmp_path / where / "imgs" / "sub").mkdir(parents=True)
+        (tmp_path / where / "imgs" / "sub" / "x.jpg").write_bytes(text)
+    for where, text in (("a", b"from a"), ("b", b"from b"), ("a", b"from a")):
+        monkeypatch.chdir(tmp_path / where)
+        assert image_bytes({"bytes": None, "path": "sub/x.jpg"}, "imgs") == text
+        assert Path(file_under("imgs", "sub/x.jpg")).read_bytes() == text
+
+
 def test_a_fifo_or_directory_among_the_images_is_refused_not_waited_on(tmp_path: Path) -> None:
     """Opening a FIFO for reading waits for a writer: every reader refuses anything but a regular
     file first (named directly or through a symlink), so a planted one cannot hang a stage."""
