@@ -15,6 +15,7 @@ from hoidata.io import read_manifest, read_table
 from hoidata.pipelines.boxes import BoxesConfig, add_boxes, boxes
 from hoidata.profiles import get_profile
 from hoidata.schemas.canonical import SCHEMA
+from hoidata.sources.base import numbers
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,26 @@ def test_cli_refuses_what_is_not_canonical(canonical: Path, tmp_path: Path) -> N
         text=True,
     )
     assert run.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([1, 2, None], pa.int32()),
+        pa.array([1.5, None], pa.float32()),
+        pa.array([True, False, True]),
+        pa.array([True, False, True, True, False, False, True, True, False, True]).slice(3, 6),
+        pa.array([1, None, 3, None, 5, 6, 7, 8, 9, None]).slice(1, 8),
+        pa.array([None, None], pa.int32()),
+        pa.array([], pa.bool_()),
+        pa.chunked_array([pa.array([1, 2]), pa.array([3])]),
+        pa.chunked_array([], pa.int64()),
+    ],
+)
+def test_numbers_read_through_the_buffers_equal_to_numpy(column: pa.Array | pa.ChunkedArray) -> None:
+    """boxes reads its columns through Arrow's buffers (pyarrow's own ``to_numpy`` loads pandas);
+    they must come out as ``to_numpy`` gives them: dtype, values, NaN at nulls, slices honoured."""
+    got = numbers(column)
+    want = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.Array) else column.to_numpy()
+    assert got.dtype == want.dtype
+    assert np.array_equal(got, want, equal_nan=True)

@@ -234,9 +234,7 @@ def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_boolean(arr.type):
         if arr.null_count:
             raise ValueError("a boolean column with nulls has no numpy form without objects")
-        bitmap = arr.buffers()[1]
-        bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little") if bitmap else np.zeros(0)
-        return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+        return _bits(arr, 1)
     values = numpy_values(arr)
     if not arr.null_count:
         return values
@@ -252,5 +250,13 @@ def numpy_nulls(arr: pa.Array) -> np.ndarray:
         return np.zeros(len(arr), dtype=bool)
     if bitmap is None:  # nulls without a bitmap: every slot is null
         return np.ones(len(arr), dtype=bool)
+    return ~_bits(arr, 0)
+
+
+def _bits(arr: pa.Array, buffer: int) -> np.ndarray:
+    """An array's bitmap buffer (0: validity, 1: boolean values) as numpy bools, one per slot."""
+    bitmap = arr.buffers()[buffer]
+    if bitmap is None:  # an empty array may have no buffer
+        return np.zeros(len(arr), dtype=bool)
     bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
-    return ~bits[arr.offset : arr.offset + len(arr)].astype(bool)
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
