@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import typer
 
@@ -237,3 +238,65 @@ def test_boxes_runs_without_loading_pandas(demo_canonical: Any, tmp_path: Path) 
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split("PANDAS")[1].split() == ["False"], run.stdout + run.stderr
+
+
+def test_a_stage_process_leaves_pandas_unloaded_a_caller_keeps_pyarrows_default(
+    demo_canonical: Any, tmp_path: Path
+) -> None:
+    """build-sft still converts with ``pa.array`` / ``Table.from_pylist``, whose first call imports
+    pandas (0.26 s). Run as the command (``main()``), the process answers pyarrow's look for it
+    with "absent" and never loads it; called with arguments (``main([...])``), nothing changes."""
+    boxed = tmp_path / "boxed"
+    subprocess.run(
+        [sys.executable, "-m", "hoidata", "boxes", str(demo_canonical(4)), "-o", str(boxed)],
+        check=True,
+        capture_output=True,
+    )
+
+    def pandas_loaded(call: str, out: str) -> bool:
+        args = ["build-sft", "referring", str(boxed), "-o", str(tmp_path / out)]
+        code = (
+            "import sys\n"
+            f"sys.argv = ['hoidata', *{args!r}]\n"
+            "from hoidata.cli import main\n"
+            f"try: {call}\n"
+            "except SystemExit as e: assert not e.code, e.code\n"
+            "print('PANDAS', 'pandas' in sys.modules)"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return run.stdout.split("PANDAS")[1].split() == ["True"]
+
+    assert not pandas_loaded("main()", "as-command")
+    assert pandas_loaded("main(sys.argv[1:])", "as-call")
+    rows = [pq.read_table(tmp_path / out / "data").to_pylist() for out in ("as-command", "as-call")]
+    assert rows[0] == rows[1] and rows[0]
+
+
+def test_pandas_works_as_before_once_pyarrows_look_is_skipped() -> None:
+    """Skipping the look refuses pandas to nobody: it imports, and pyarrow converts to and from it."""
+    code = """
+import sys
+from hoidata.cli.startup import skip_pandas_probe
+skip_pandas_probe()
+import pyarrow as pa
+pa.Table.from_pylist([{"a": 1.5, "b": "x"}]).to_pylist()
+assert "pandas" not in sys.modules
+import pandas as pd
+df = pd.DataFrame({"a": [1.0, None], "b": ["x", None]})
+assert pa.Table.from_pandas(df).to_pandas().equals(df)
+assert pa.array(pd.Series([1.0, None])).null_count == 1  # pyarrow knows pandas now
+print("OK")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "OK", run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [(["--debug", "build-sft", "x"], "build-sft"), (["train", "sft"], "train"), (["--help"], None)],
+)
+def test_the_command_is_the_first_word_that_is_no_option(args: list[str], command: str | None) -> None:
+    from hoidata.cli.startup import KEEP_PANDAS_PROBE, command_of
+
+    assert command_of(args) == command
+    assert {"train", "push", "demo"} <= KEEP_PANDAS_PROBE <= set(COMMANDS)

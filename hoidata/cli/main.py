@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from hoidata.cli.apps import new_app
+from hoidata.cli.startup import KEEP_PANDAS_PROBE, command_of, skip_pandas_probe
 from hoidata.errors import HoidataError
 
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> Any:
     # compacts memory on the fault (THP defrag "madvise", a common default) that stalls the stages'
     # large, short-lived arrays: `eval hico` on a 250 MB result file took 1 s longer. Set to 1 to keep them.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    command = command_of(args)
+    if argv is None and command in COMMANDS and command not in KEEP_PANDAS_PROBE:
+        skip_pandas_probe()  # this process is the command: pyarrow's start without pandas (0.26 s)
     signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop: as clean as Ctrl-C
     try:
         app(args=[a for a in args if a != "--debug"])  # --debug is accepted anywhere on the line

@@ -1,0 +1,48 @@
+"""pyarrow's first look for pandas, answered "absent" in a process that runs a data stage.
+
+pyarrow imports pandas (about 0.26 s here, more than a third of a small stage's start) the first
+time it converts anything, to ask whether the values are pandas objects (apache/arrow#34994). A
+stage hands it none. :func:`skip_pandas_probe` lets that first look fail: pyarrow then takes pandas
+for absent in such checks, and imports it only where pandas is asked for by name (``to_pandas``,
+``Table.from_pandas``). ``import pandas`` itself works as before once the look is over.
+
+The one thing that differs: until something asks for pandas by name, pyarrow converts a pandas
+Series given to ``pa.array`` as the plain sequence of values it is (NaN stays NaN, not null).
+Commands that run ``datasets`` or TRL (:data:`KEEP_PANDAS_PROBE`) keep pyarrow's default, and so
+does a program that calls :func:`hoidata.cli.main` with its own arguments (tests, notebooks).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+KEEP_PANDAS_PROBE = frozenset({"train", "push", "demo"})  # they run datasets and TRL in process
+
+
+class _PandasAbsent:
+    """An import finder that refuses pandas (and only pandas), while pyarrow looks for it."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is left out of pyarrow's start (hoidata.cli.startup)")
+
+
+def skip_pandas_probe() -> None:
+    """Make pyarrow's first look for pandas now, with pandas refused; a no-op where pandas is
+    already imported (pyarrow then finds it, as always) or where pyarrow has looked before."""
+    if "pandas" in sys.modules:
+        return
+    absent = _PandasAbsent()
+    sys.meta_path.insert(0, absent)
+    try:
+        import pyarrow as pa
+
+        pa.array([0])  # pyarrow's lazy pandas check runs here, once per process
+    finally:
+        sys.meta_path.remove(absent)
+
+
+def command_of(args: list[str]) -> str | None:
+    """The command a command line names: its first word that is not an option."""
+    return next((a for a in args if not a.startswith("-")), None)
