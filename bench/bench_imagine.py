@@ -11,13 +11,16 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from timing import timed_interleaved
 
 from hoidata.demo.scenes import make_raw
 from hoidata.imagine import DiffusersImagine, ImagineRequest
+from hoidata.imagine.canvas import batch_shape, make_canvas, working_size
 from hoidata.imagine.regions import choose_regions
 from hoidata.imagine.tiny import build_tiny_inpainting
 from hoidata.io import read_table
@@ -61,6 +64,7 @@ def main() -> None:
     print(f"  one request per pipeline call: {n / t_single:7.1f} images/s")
     print(f"  {batched.batch_size} per pipeline call:          {n / t_batched:7.1f} images/s")
     print(f"  speed-up: {t_single / t_batched:.1f}x   (goal: ≥ 3x)")
+    calls_at_real_size(table, images)
 
     imagine(tmp / "canonical", tmp / "cache", ImagineConfig(regions=("cut", "union")), progress=False)
     cache = ImagineCache(tmp / "cache")
@@ -75,6 +79,24 @@ def main() -> None:
         f"  cache lookup in a tool call ({len(cache)} views): median {1000 * statistics.median(times):.2f} ms, "
         f"max {1000 * max(times):.2f} ms   (goal: < 2 ms)"
     )
+
+
+def calls_at_real_size(table: pa.Table, images: list) -> None:
+    """Pipeline calls at 512 px for every outpainting canvas of the scenes, batched by working size
+    (one per aspect: how batches used to form) and by padded shape (how they form now). Counted, not
+    run: what batching buys on a GPU is calls saved, and a CPU cannot show it."""
+    regions = choose_regions(table, ("cut", "union"))
+    canvases = [make_canvas(images[r], regions.box[i], "outpaint") for i, r in enumerate(regions.row)]
+    sizes = [working_size(*c.image.size, 512) for c in canvases if c.needs_generation]
+    shapes = [batch_shape(*size, 512) for size in sizes]
+    extra = sum(w * h for w, h in shapes) / sum(w * h for w, h in sizes) - 1
+    for batch in (4, 16):
+        by_size, by_shape = (sum(-(-n // batch) for n in Counter(keys).values()) for keys in (sizes, shapes))
+        print(
+            f"  at 512 px, {len(sizes)} canvases, {batch} per call: {by_size} calls by working size "
+            f"({len(set(sizes))} sizes), {by_shape} by padded shape ({len(set(shapes))} shapes, "
+            f"{100 * extra:.0f}% more pixels)"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from PIL import Image
 
 from hoidata.engines import Generation, Sampling
 from hoidata.imagine import DiffusersImagine, HttpImagine, ImagineRequest
-from hoidata.imagine.canvas import make_canvas
+from hoidata.imagine.canvas import batch_shape, make_canvas, working_size
 from hoidata.imagine.http import ImagineServiceError
 from hoidata.imagine.regions import choose_regions
 from hoidata.io import read_manifest, read_table
@@ -165,6 +165,39 @@ def test_diffusers_backend_outpaints_the_border_and_keeps_the_known_pixels(tiny_
         np.asarray(again, float), np.asarray(views[0], float), atol=2
     )  # batched == alone
     assert np.array_equal(np.asarray(backend.imagine_many(requests[:1])[0]), np.asarray(views[0]))
+
+
+def test_canvases_of_one_shape_share_a_pipeline_call_and_come_out_as_if_alone(tiny_inpainting: Path) -> None:
+    """Working sizes differ with every region's aspect (39 of them at 512 px in the demo's scenes),
+    so canvases are padded to a few shapes and batched by shape; the padding is cropped off."""
+    image, _ = _scene()
+    boxes = [
+        [70.0, 20.0, 96.0, 44.0],
+        [60.0, 10.0, 96.0, 50.0],
+        [0.0, 0.0, 30.0, 18.0],
+        [72.0, 20.0, 96.0, 44.0],  # square: 128 x 128, the shape of the first (128 x 120)
+        [80.0, 30.0, 96.0, 64.0],
+    ]
+    requests = [ImagineRequest(image, np.array(b), "outpaint", key="a", label="hand") for b in boxes]
+    canvases = [make_canvas(image, r.box, "outpaint") for r in requests]
+    sizes = [working_size(*c.image.size, 128) for c in canvases]
+    shapes = {batch_shape(*size, 128) for size in sizes}
+    assert len(shapes) < len(set(sizes))  # some canvases of different sizes share a shape
+    assert all(w % 16 == 0 and h % 16 == 0 and max(w, h) == 128 for w, h in shapes)
+    backend = DiffusersImagine(str(tiny_inpainting), steps=2, size=128, batch_size=8)
+    pipe, calls = backend.pipeline(), []
+    backend._pipe = lambda **kw: calls.append((kw["width"], kw["height"])) or pipe(**kw)
+    views = backend.imagine_many(requests)
+    assert sorted(calls) == sorted(shapes)  # one call per shape
+    alone = DiffusersImagine(str(tiny_inpainting), steps=2, size=128, batch_size=1)
+    for k, (canvas, view) in enumerate(zip(canvases, views, strict=True)):
+        assert isinstance(view, Image.Image) and view.size == canvas.image.size
+        known = np.asarray(canvas.mask) == 0
+        got = np.asarray(view)
+        assert (got[known] == np.asarray(canvas.image)[known]).all()
+        assert np.abs(got[~known].astype(int) - 127).max() > 0
+        by_itself = np.asarray(alone.imagine_many(requests[k : k + 1])[0], float)
+        np.testing.assert_allclose(by_itself, np.asarray(view, float), atol=2)
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:

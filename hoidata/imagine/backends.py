@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from hoidata.imagine.canvas import Canvas, image_key, make_canvas, prompt_for, request_seed, working_size
+from hoidata.imagine.canvas import (
+    Canvas,
+    batch_shape,
+    image_key,
+    make_canvas,
+    prompt_for,
+    request_seed,
+    working_size,
+)
 from hoidata.tools.imagine import ContextImagine
 
 
@@ -55,9 +63,9 @@ class ContextBackend:
 @dataclass
 class DiffusersImagine:
     """A diffusers inpainting pipeline (SD / SDXL inpainting, FLUX Fill, ...) from a local directory or
-    a Hub id, loaded on first use. Canvases of one working size go to the pipeline together
-    (``batch_size`` per call), each with its own seeded generator, so a batch equals its requests
-    run one by one."""
+    a Hub id, loaded on first use. Canvases of one shape (:func:`batch_shape`: each resized to its
+    working size, padded to the shape) go to the pipeline together (``batch_size`` per call), each
+    with its own seeded generator, so a batch equals its requests run one by one."""
 
     model: str
     device: str = "cpu"
@@ -74,7 +82,7 @@ class DiffusersImagine:
     def fingerprint(self) -> str:
         return (
             f"diffusers:{self.model}:steps={self.steps}:guidance={self.guidance}:size={self.size}"
-            f":scale={self.scale}:seed={self.seed}"
+            f":scale={self.scale}:seed={self.seed}:shapes=1/8"
         )
 
     def pipeline(self) -> Any:
@@ -102,7 +110,7 @@ class DiffusersImagine:
 
     def imagine_many(self, requests: Sequence[ImagineRequest]) -> list[Image.Image | Exception]:
         out: list[Image.Image | Exception | None] = [None] * len(requests)
-        todo: dict[tuple[int, int], list[tuple[int, Canvas]]] = {}
+        todo: dict[tuple[int, int], list[tuple[int, Canvas]]] = {}  # by padded shape
         for i, r in enumerate(requests):
             try:
                 canvas = make_canvas(r.image, r.box, "context" if r.mode == "context" else r.mode, self.scale)
@@ -112,7 +120,9 @@ class DiffusersImagine:
             if r.mode == "context" or not canvas.needs_generation:
                 out[i] = canvas.image  # nothing to make up: the view is what the image shows
                 continue
-            todo.setdefault(working_size(*canvas.image.size, self.size), []).append((i, canvas))
+            todo.setdefault(batch_shape(*working_size(*canvas.image.size, self.size), self.size), []).append(
+                (i, canvas)
+            )
         for (w, h), group in todo.items():
             for start in range(0, len(group), self.batch_size):
                 part = group[start : start + self.batch_size]
@@ -127,13 +137,15 @@ class DiffusersImagine:
     def _generate(
         self, requests: list[ImagineRequest], canvases: list[Canvas], width: int, height: int
     ) -> list[Image.Image]:
+        """One pipeline call at ``width`` x ``height``: each canvas at its working size, centred,
+        with the padding around it masked (generated, then cropped off before compositing)."""
         import torch
 
-        pipe = self.pipeline()
-        result = pipe(
+        padded = [_padded(c, working_size(*c.image.size, self.size), (width, height)) for c in canvases]
+        result = self.pipeline()(
             prompt=[prompt_for(r.label, r.question) for r in requests],
-            image=[c.image.resize((width, height), Image.Resampling.BICUBIC) for c in canvases],
-            mask_image=[c.mask.resize((width, height), Image.Resampling.NEAREST) for c in canvases],
+            image=[image for image, _, _ in padded],
+            mask_image=[mask for _, mask, _ in padded],
             height=height,
             width=width,
             num_inference_steps=self.steps,
@@ -141,7 +153,23 @@ class DiffusersImagine:
             generator=[torch.Generator(device="cpu").manual_seed(r.seed(self.seed)) for r in requests],
             output_type="pil",
         )
-        return [c.composite(view) for c, view in zip(canvases, result.images, strict=True)]
+        return [
+            c.composite(view.crop(window))
+            for c, view, (_, _, window) in zip(canvases, result.images, padded, strict=True)
+        ]
+
+
+def _padded(
+    canvas: Canvas, size: tuple[int, int], shape: tuple[int, int]
+) -> tuple[Image.Image, Image.Image, tuple[int, int, int, int]]:
+    """``canvas`` resized to ``size`` and centred in ``shape`` (grey, masked around it): the image,
+    the mask, and the window of the canvas in them."""
+    left, top = (shape[0] - size[0]) // 2, (shape[1] - size[1]) // 2
+    image = Image.new("RGB", shape, (127, 127, 127))
+    image.paste(canvas.image.resize(size, Image.Resampling.BICUBIC), (left, top))
+    mask = Image.new("L", shape, 255)
+    mask.paste(canvas.mask.resize(size, Image.Resampling.NEAREST), (left, top))
+    return image, mask, (left, top, left + size[0], top + size[1])
 
 
 def _attempt(fn: Any) -> Any:
