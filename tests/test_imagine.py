@@ -168,7 +168,7 @@ def test_diffusers_backend_outpaints_the_border_and_keeps_the_known_pixels(tiny_
 
 
 def test_canvases_of_one_shape_share_a_pipeline_call_and_come_out_as_if_alone(tiny_inpainting: Path) -> None:
-    """Working sizes differ with every region's aspect (39 of them at 512 px in the demo's scenes),
+    """Working sizes differ with every region's aspect (24 of them at 512 px in the demo's scenes),
     so canvases are padded to a few shapes and batched by shape; the padding is cropped off."""
     image, _ = _scene()
     boxes = [
@@ -198,6 +198,45 @@ def test_canvases_of_one_shape_share_a_pipeline_call_and_come_out_as_if_alone(ti
         assert np.abs(got[~known].astype(int) - 127).max() > 0
         by_itself = np.asarray(alone.imagine_many(requests[k : k + 1])[0], float)
         np.testing.assert_allclose(by_itself, np.asarray(view, float), atol=2)
+
+
+def test_a_canvas_is_centred_in_its_shape_and_cropped_back_even_from_a_rounded_output() -> None:
+    """The window cut from a generated shape is the canvas at its working size; a pipeline that
+    rounds the size it makes (FLUX Fill: down to 16) is resized back first, never cropped past."""
+    from types import SimpleNamespace
+
+    from hoidata.imagine.backends import _padded
+
+    image, box = _scene()
+    canvas = make_canvas(image, box, "outpaint")
+    size = working_size(*canvas.image.size, 120)
+    shape = batch_shape(*size, 120)
+    padded, mask, window = _padded(canvas, size, shape)
+    assert (
+        padded.size == mask.size == shape
+        and window[2] - window[0] == size[0]
+        and window[3] - window[1] == size[1]
+    )
+    assert np.array_equal(
+        np.asarray(padded.crop(window)), np.asarray(canvas.image.resize(size, Image.Resampling.BICUBIC))
+    )
+    assert np.array_equal(
+        np.asarray(mask.crop(window)), np.asarray(canvas.mask.resize(size, Image.Resampling.NEAREST))
+    )
+    outside = np.asarray(mask).copy()
+    outside[window[1] : window[3], window[0] : window[2]] = 255
+    assert (outside == 255).all()  # the padding is generated
+
+    def rounding_pipeline(**kw: Any) -> SimpleNamespace:  # gives back what it got, 16-px rounded
+        w, h = kw["width"] // 16 * 16, kw["height"] // 16 * 16
+        return SimpleNamespace(images=[im.resize((w, h), Image.Resampling.BICUBIC) for im in kw["image"]])
+
+    backend = DiffusersImagine("unused", steps=1, size=120, batch_size=4, _pipe=rounding_pipeline)
+    boxes = [box, np.array([0.0, 0.0, 30.0, 18.0]), np.array([80.0, 30.0, 96.0, 64.0])]
+    views = backend.imagine_many([ImagineRequest(image, b, "outpaint", key="a") for b in boxes])
+    for b, view in zip(boxes, views, strict=True):
+        assert isinstance(view, Image.Image) and view.size == make_canvas(image, b, "outpaint").image.size
+        assert not (np.asarray(view) == 0).all(axis=-1).any()  # no black from reading past the output
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:

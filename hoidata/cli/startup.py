@@ -6,10 +6,13 @@ stage hands it none. :func:`skip_pandas_probe` lets that first look fail: pyarro
 for absent in such checks, and imports it only where pandas is asked for by name (``to_pandas``,
 ``Table.from_pandas``). ``import pandas`` itself works as before once the look is over.
 
-The one thing that differs: until something asks for pandas by name, pyarrow converts a pandas
-Series given to ``pa.array`` as the plain sequence of values it is (NaN stays NaN, not null).
-Commands that run ``datasets`` or TRL (:data:`KEEP_PANDAS_PROBE`) keep pyarrow's default, and so
-does a program that calls :func:`hoidata.cli.main` with its own arguments (tests, notebooks).
+What differs, for the rest of the process: pyarrow's C++ side looks for pandas once and keeps the
+answer, so pandas' missing-value markers inside object data (``pd.NA``, ``pd.NaT`` in an object
+column) are not recognised (``ArrowInvalid``); and until something asks for pandas by name, a pandas
+Series given to ``pa.array`` is converted as the plain sequence of values it is (NaN stays NaN, not
+null). No data stage hands pyarrow pandas objects. Commands that run ``datasets`` or TRL
+(:data:`KEEP_PANDAS_PROBE`) keep pyarrow's default, and so does a program that calls
+:func:`hoidata.cli.main` with its own arguments (tests, notebooks).
 """
 
 from __future__ import annotations

@@ -153,8 +153,8 @@ class DiffusersImagine:
             generator=[torch.Generator(device="cpu").manual_seed(r.seed(self.seed)) for r in requests],
             output_type="pil",
         )
-        return [
-            c.composite(view.crop(window))
+        return [  # resized first: a pipeline may round the size it was asked for (FLUX Fill: to 16)
+            c.composite(view.resize((width, height), Image.Resampling.BICUBIC).crop(window))
             for c, view, (_, _, window) in zip(canvases, result.images, padded, strict=True)
         ]
 

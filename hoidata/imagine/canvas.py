@@ -80,12 +80,15 @@ def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
 
 def batch_shape(width: int, height: int, long_side: int) -> tuple[int, int]:
     """The padded size a canvas of working size ``width`` x ``height`` is generated at, with the other
-    canvases of its shape in one pipeline call: each side rounded up to a multiple of an eighth of the
-    long side (and of 8). At 512 px the outpainting canvases of the demo's scenes fall in 7 shapes
-    instead of 39 working sizes, so that ``batch_size`` requests do share a call; the padding (at most
-    an eighth of the long side) is generated too, and cropped off."""
+    canvases of its shape in one pipeline call: the short side rounded up to a multiple of an eighth
+    of ``long_side`` (and of 8), at most the long side, which stays. At 512 px the outpainting canvases
+    of the demo's scenes fall in 7 shapes instead of 24 working sizes, so that ``batch_size`` requests
+    do share a call; the padding (less than an eighth of the long side) is generated too, and
+    cropped off."""
     step = max(8, long_side // 8 // 8 * 8)
-    return -(-width // step) * step, -(-height // step) * step
+    if width >= height:
+        return width, min(width, -(-height // step) * step)
+    return min(height, -(-width // step) * step), height
 
 
 def request_seed(key: str, box: np.ndarray, mode: str, seed: int = 0) -> int:
