@@ -272,6 +272,24 @@ def test_a_stage_process_leaves_pandas_unloaded_a_caller_keeps_pyarrows_default(
     assert rows[0] == rows[1] and rows[0]
 
 
+def test_a_command_validates_its_options_without_pydantic(demo_canonical: Any, tmp_path: Path) -> None:
+    """typer 0.29 validates every option through pydantic, 0.1-0.15 s at each start: the pin below
+    it holds, and nothing else of ours loads pydantic for a stage."""
+    canonical = demo_canonical(2)
+    args = ["boxes", str(canonical), "-o", str(tmp_path / "boxed")]
+    code = (
+        "import sys\n"
+        f"sys.argv = ['hoidata', *{args!r}]\n"
+        "from hoidata.cli import main\n"
+        "try: main()\n"
+        "except SystemExit as e: assert not e.code, e.code\n"
+        "print('PYDANTIC', 'pydantic' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split("PYDANTIC")[1].split() == ["False"]
+    assert pq.read_table(tmp_path / "boxed" / "data").num_rows == pq.read_table(canonical / "data").num_rows
+
+
 def test_pandas_works_as_before_once_pyarrows_look_is_skipped() -> None:
     """Skipping the look refuses pandas to nobody: it imports, and pyarrow converts to and from it;
     only pandas' missing-value markers in object data stay unrecognised (without the skip they are)."""
