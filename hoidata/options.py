@@ -17,8 +17,6 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hoidata.errors import HoidataError
 
 OPTION = "hoidata.option"
@@ -111,6 +109,8 @@ def non_optional(tp: Any) -> Any:
 
 def read_config_file(path: Path | str) -> dict[str, Any]:
     """A ``--config`` YAML file: a mapping of option names (``max_turns`` or ``max-turns``) to values."""
+    import yaml  # only where a config file is given (0.01 s)
+
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}

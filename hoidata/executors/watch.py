@@ -4,11 +4,12 @@ output directory itself (the one place every worker reports to, whatever executo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
-from tqdm import tqdm
 
 from hoidata.io.manifest import DATA, MANIFEST
+from hoidata.io.progress import terminal_bar
 from hoidata.io.stage import WORK
 
 
@@ -32,7 +33,7 @@ class ShardWatch:
 
     def __init__(self, out: Path, desc: str) -> None:
         self.out, self.desc = Path(out), desc
-        self.bar: tqdm | None = None
+        self.bar: Any = None
         self.notes: dict[str, object] = {}
 
     def poll(self) -> None:
@@ -40,7 +41,9 @@ class ShardWatch:
         if total is None:
             return
         if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit="shard", disable=None, leave=False)
+            self.bar = terminal_bar(total=total, desc=self.desc, unit="shard")
+            if self.bar is None:
+                return
         self.bar.update(written - self.bar.n)
         if self.notes:
             self.bar.set_postfix(self.notes, refresh=False)

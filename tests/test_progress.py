@@ -1,0 +1,43 @@
+"""Progress bars: shown on a terminal, and on nothing else, where tqdm is not even imported."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from hoidata.io.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_moves_on_a_terminal_and_writes_nothing_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    for stream, shows in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        bar = Progress("convert", unit="img")
+        bar.start(10)
+        bar.update(3)
+        bar.shard_done(10, {"pairs": 40.0})
+        assert (bar.bar is not None) == shows
+        if shows:
+            assert bar.bar.n == 10 and "pairs_per_s" in bar.bar.postfix
+        bar.close()
+        written = stream.getvalue()
+        assert ("convert" in written) == shows, written
+
+
+def test_a_process_off_a_terminal_never_imports_tqdm() -> None:
+    code = (
+        "import sys\n"
+        "from hoidata.io.progress import Progress\n"
+        "from hoidata.executors.watch import ShardWatch\n"
+        "bar = Progress('x'); bar.start(5); bar.update(5); bar.close()\n"
+        "print('TQDM', 'tqdm' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split("TQDM")[1].split() == ["False"]
