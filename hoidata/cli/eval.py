@@ -14,7 +14,6 @@ from hoidata.cli.options import choice_enum
 from hoidata.cli.params import JsonOut
 from hoidata.cli.summary import show_report
 from hoidata.eval.hico import PREDICTION_FORMATS, SETTINGS, eval_hico
-from hoidata.eval.plot import plot_ap_vs_frequency, training_frequency
 from hoidata.eval.predictions import RANKING_RULES
 from hoidata.eval.protocol import TIE_ORDERS
 from hoidata.eval.protocol import VARIANTS as HICO_VARIANTS
@@ -126,6 +125,8 @@ def hico(
     )
     show_report(report, json_out)
     if plot is not None:
+        from hoidata.eval.plot import plot_ap_vs_frequency, training_frequency  # Pillow: only to draw
+
         freq = training_frequency(train, len(report.ap)) if train else report.npos
         label = (
             "training pairs per class (+1, log scale)" if train else "test pairs per class (+1, log scale)"

@@ -92,12 +92,12 @@ def scan_file(
     split = _record_start_near(path, size // 2) if size >= parallel_from else None
     if split is not None:
         with ThreadPoolExecutor(1) as pool:
-            later = pool.submit(scan_stretch, path, split, size, opened=True, chunk=chunk)
-            parts = [scan_stretch(path, 0, split, opened=False, chunk=chunk), later.result()]
+            later = pool.submit(scan_stretch, path, split, size, opened=True, origin=origin, chunk=chunk)
+            parts = [scan_stretch(path, 0, split, opened=False, origin=origin, chunk=chunk), later.result()]
         if all(p is not None for p in parts):
-            return _joined(parts, origin)  # type: ignore[arg-type]
-    whole = scan_stretch(path, 0, size, opened=False, chunk=chunk)
-    return None if whole is None else _joined([whole], origin)
+            return _joined(parts)  # type: ignore[arg-type]
+    whole = scan_stretch(path, 0, size, opened=False, origin=origin, chunk=chunk)
+    return None if whole is None else _joined([whole])
 
 
 _RECORD_START = re.compile(rb',\s*(\{)\s*"(?:file_name|predictions|hoi_prediction)"\s*:')
@@ -114,20 +114,30 @@ def _record_start_near(path: Path, offset: int, window: int = 1 << 20) -> int | 
 
 @dataclass
 class Stretch:
-    """The records of bytes ``[start, stop)`` of a result file, scanned."""
+    """The records of bytes ``[start, stop)`` of a result file, scanned; their boxes canonical."""
 
     file_names: list[str | None]
     records: Records
     items: Items
+    boxes: np.ndarray  # (n_box, 4) float32, canonical
     n_box: int
     n_pair: int
 
 
-def scan_stretch(path: Path, start: int, stop: int, *, opened: bool, chunk: int = CHUNK) -> Stretch | None:
+def scan_stretch(
+    path: Path,
+    start: int,
+    stop: int,
+    *,
+    opened: bool,
+    origin: BoxOrigin = BoxOrigin.ONE_BASED,
+    chunk: int = CHUNK,
+) -> Stretch | None:
     """Scan bytes ``[start, stop)`` of a result file, ``chunk`` bytes at a time into one buffer (which
-    grows for a record longer than it). ``opened``: the list's ``[`` lies before ``start`` (which is
-    then a record's start). A stretch that ends the file must close the list and hold nothing after
-    it; one that does not must end just after a record and its comma. None: outside the subset."""
+    grows for a record longer than it), its boxes read with ``origin``. ``opened``: the list's ``[``
+    lies before ``start`` (which is then a record's start). A stretch that ends the file must close
+    the list and hold nothing after it; one that does not must end just after a record and its
+    comma. None: outside the subset. The boxes are made canonical here, on the scanning thread."""
     items = Items.empty(stop - start)
     n_box = n_pair = 0
     closed, ends_file = False, stop == path.stat().st_size
@@ -168,20 +178,16 @@ def scan_stretch(path: Path, start: int, stop: int, *, opened: bool, chunk: int 
         ):
             return None  # something after the list, or the list closed before the stretch's end
     joined = Records(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-    return Stretch(file_names, joined, items, n_box, n_pair)
+    boxes = canonical_float32(items.boxes[:n_box], origin)
+    return Stretch(file_names, joined, items, boxes, n_box, n_pair)
 
 
-def _joined(parts: list[Stretch], origin: BoxOrigin) -> PpdmColumns:
-    """The stretches of a file as one set of columns; boxes made canonical as they are copied."""
+def _joined(parts: list[Stretch]) -> PpdmColumns:
+    """The stretches of a file as one set of columns."""
 
     def column(field: str, count: str) -> np.ndarray:
         return np.concatenate([getattr(p.items, field)[: getattr(p, count)] for p in parts])
 
-    boxes = np.empty((sum(p.n_box for p in parts), 4), np.float32)
-    at = 0
-    for p in parts:
-        boxes[at : at + p.n_box] = canonical_float32(p.items.boxes[: p.n_box], origin)
-        at += p.n_box
     names = np.concatenate([p.records.names for p in parts])
     scores, has_score = column("scores", "n_pair"), column("has_score", "n_pair")
     scores[~has_score] = np.nan
@@ -190,7 +196,7 @@ def _joined(parts: list[Stretch], origin: BoxOrigin) -> PpdmColumns:
         named=names[:, 0] != NAME_ABSENT,
         box_counts=np.concatenate([p.records.box_counts for p in parts]),
         pair_counts=np.concatenate([p.records.pair_counts for p in parts]),
-        boxes=boxes,
+        boxes=np.concatenate([p.boxes for p in parts]) if len(parts) > 1 else parts[0].boxes,
         labels=column("labels", "n_box"),
         subjects=column("subjects", "n_pair"),
         objects=column("objects", "n_pair"),
@@ -332,10 +338,14 @@ def ppdm_predictions(
     base = box_start[rec_of_pair]
     has_obj = o >= 0
     human = cols.boxes[base + s].astype(np.float64)
-    obj = np.full((len(o), 4), np.nan)
-    obj[has_obj] = cols.boxes[(base + o)[has_obj]]
-    obj_label = np.full(len(o), -1, dtype=np.int64)
-    obj_label[has_obj] = hico_objects(cols.labels, ids)[(base + o)[has_obj]]
+    if has_obj.all():  # as in every file a detector writes: no masks to gather through
+        obj = cols.boxes[base + o].astype(np.float64)
+        obj_label = hico_objects(cols.labels, ids)[base + o]
+    else:
+        obj = np.full((len(o), 4), np.nan)
+        obj[has_obj] = cols.boxes[(base + o)[has_obj]]
+        obj_label = np.full(len(o), -1, dtype=np.int64)
+        obj_label[has_obj] = hico_objects(cols.labels, ids)[(base + o)[has_obj]]
     verb = cols.verbs - (1 if ids == PPDM_IDS[0] else 0)
     predictions = PredictionColumns(
         sample_ids=out_ids,
