@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hoidata.cli.startup import skip_pandas_probe
+from hoidata.cli.startup import collect_less, skip_pandas_probe
 from hoidata.engines import Generation, Sampling
 
 ZOOM = {"name": "zoom_in", "arguments": {"bbox_2d": [100, 100, 700, 900]}}
@@ -36,7 +36,8 @@ class InstantEngine:
 def main(argv: list[str]) -> None:
     from hoidata.pipelines.gen_cot import GenCotConfig, gen_cot
 
-    skip_pandas_probe()  # as `hoidata gen-cot` does (hoidata.cli.startup)
+    skip_pandas_probe()  # as `hoidata gen-cot` starts (hoidata.cli.startup)
+    collect_less()
 
     boxed, out = map(Path, argv[:2])
     loop = argv[argv.index("--loop") + 1] if "--loop" in argv else "async"

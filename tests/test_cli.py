@@ -3,6 +3,7 @@ flags combine in one order; the app lists its commands in pipeline order without
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import typer
 
 from hoidata.cli.main import COMMANDS, app
 from hoidata.cli.options import RunOptions
+from hoidata.cli.startup import GEN0_THRESHOLD
 from hoidata.engines.options import EngineOptions
 from hoidata.options import config_fields
 from hoidata.pipelines.boxes import BoxesConfig
@@ -240,12 +242,13 @@ def test_boxes_runs_without_loading_pandas(demo_canonical: Any, tmp_path: Path) 
     assert run.stdout.split("PANDAS")[1].split() == ["False"], run.stdout + run.stderr
 
 
-def test_a_stage_process_leaves_pandas_unloaded_a_caller_keeps_pyarrows_default(
+def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defaults(
     demo_canonical: Any, tmp_path: Path
 ) -> None:
     """build-sft still converts with ``pa.array`` / ``Table.from_pylist``, whose first call imports
     pandas (0.26 s). Run as the command (``main()``), the process answers pyarrow's look for it
-    with "absent" and never loads it; called with arguments (``main([...])``), nothing changes."""
+    with "absent" and never loads it, and collects cycles less often; called with arguments
+    (``main([...])``), nothing changes."""
     boxed = tmp_path / "boxed"
     subprocess.run(
         [sys.executable, "-m", "hoidata", "boxes", str(demo_canonical(4)), "-o", str(boxed)],
@@ -253,21 +256,23 @@ def test_a_stage_process_leaves_pandas_unloaded_a_caller_keeps_pyarrows_default(
         capture_output=True,
     )
 
-    def pandas_loaded(call: str, out: str) -> bool:
+    def started(call: str, out: str) -> tuple[bool, int]:
+        """Whether pandas was loaded, and the young generation's collection threshold."""
         args = ["build-sft", "referring", str(boxed), "-o", str(tmp_path / out)]
         code = (
-            "import sys\n"
+            "import gc, sys\n"
             f"sys.argv = ['hoidata', *{args!r}]\n"
             "from hoidata.cli import main\n"
             f"try: {call}\n"
             "except SystemExit as e: assert not e.code, e.code\n"
-            "print('PANDAS', 'pandas' in sys.modules)"
+            "print('PANDAS', 'pandas' in sys.modules, gc.get_threshold()[0])"
         )
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        return run.stdout.split("PANDAS")[1].split() == ["True"]
+        loaded, threshold = run.stdout.split("PANDAS")[1].split()
+        return loaded == "True", int(threshold)
 
-    assert not pandas_loaded("main()", "as-command")
-    assert pandas_loaded("main(sys.argv[1:])", "as-call")
+    assert started("main()", "as-command") == (False, GEN0_THRESHOLD)
+    assert started("main(sys.argv[1:])", "as-call") == (True, gc.get_threshold()[0])
     rows = [pq.read_table(tmp_path / out / "data").to_pylist() for out in ("as-command", "as-call")]
     assert rows[0] == rows[1] and rows[0]
 
@@ -324,7 +329,7 @@ print("OK")
     [(["--debug", "build-sft", "x"], "build-sft"), (["train", "sft"], "train"), (["--help"], None)],
 )
 def test_the_command_is_the_first_word_that_is_no_option(args: list[str], command: str | None) -> None:
-    from hoidata.cli.startup import KEEP_PANDAS_PROBE, command_of
+    from hoidata.cli.startup import KEEP_DEFAULTS, command_of
 
     assert command_of(args) == command
-    assert {"train", "push", "demo"} <= KEEP_PANDAS_PROBE <= set(COMMANDS)
+    assert {"train", "push", "demo"} <= KEEP_DEFAULTS <= set(COMMANDS)

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from hoidata.cli.apps import new_app
-from hoidata.cli.startup import KEEP_PANDAS_PROBE, command_of, skip_pandas_probe
+from hoidata.cli.startup import KEEP_DEFAULTS, collect_less, command_of, skip_pandas_probe
 from hoidata.errors import HoidataError
 
 
@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> Any:
     # large, short-lived arrays: `eval hico` on a 250 MB result file took 1 s longer. Set to 1 to keep them.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     command = command_of(args)
-    if argv is None and command in COMMANDS and command not in KEEP_PANDAS_PROBE:
-        skip_pandas_probe()  # this process is the command: pyarrow's start without pandas (0.26 s)
+    if argv is None and command in COMMANDS and command not in KEEP_DEFAULTS:
+        # this process is the command (hoidata.cli.startup): pyarrow's start without pandas (0.26 s),
+        # and cycles collected less often
+        skip_pandas_probe()
+        collect_less()
     signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop: as clean as Ctrl-C
     try:
         app(args=[a for a in args if a != "--debug"])  # --debug is accepted anywhere on the line

@@ -1,4 +1,5 @@
-"""pyarrow's first look for pandas, answered "absent" in a process that runs a data stage.
+"""How a process that runs a data stage starts: without pyarrow's look for pandas, and with
+Python's cyclic collector run less often.
 
 pyarrow imports pandas (about 0.26 s here, more than a third of a small stage's start) the first
 time it converts anything, to ask whether the values are pandas objects (apache/arrow#34994). A
@@ -10,17 +11,27 @@ What differs, for the rest of the process: pyarrow's C++ side looks for pandas o
 answer, so pandas' missing-value markers inside object data (``pd.NA``, ``pd.NaT`` in an object
 column) are not recognised (``ArrowInvalid``); and until something asks for pandas by name, a pandas
 Series given to ``pa.array`` is converted as the plain sequence of values it is (NaN stays NaN, not
-null). No data stage hands pyarrow pandas objects. Commands that run ``datasets`` or TRL
-(:data:`KEEP_PANDAS_PROBE`) keep pyarrow's default, and so does a program that calls
-:func:`hoidata.cli.main` with its own arguments (tests, notebooks).
+null). No data stage hands pyarrow pandas objects.
+
+Python collects reference cycles every 700 net allocations of container objects. A stage's objects
+die by reference counting (a record's dicts and lists, a tool call's results), so those collections
+find nothing and cost 10% of gen-cot's loop and 0.05-0.1 s of ``eval hico``'s start (imports and
+numba's registries): :func:`collect_less` runs them every :data:`GEN0_THRESHOLD` instead. Cycles are
+still collected, later.
+
+Commands that run ``datasets`` or TRL (:data:`KEEP_DEFAULTS`; their cycles may hold tensors) keep
+both defaults, and so does a program that calls :func:`hoidata.cli.main` with its own arguments
+(tests, notebooks).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
-KEEP_PANDAS_PROBE = frozenset({"train", "push", "demo"})  # they run datasets and TRL in process
+KEEP_DEFAULTS = frozenset({"train", "push", "demo"})  # they run datasets and TRL in process
+GEN0_THRESHOLD = 50_000  # net container allocations between two young-generation collections
 
 
 class _PandasAbsent:
@@ -44,6 +55,14 @@ def skip_pandas_probe() -> None:
         pa.array([0])  # pyarrow's lazy pandas check runs here, once per process
     finally:
         sys.meta_path.remove(absent)
+
+
+def collect_less() -> None:
+    """Collect reference cycles every :data:`GEN0_THRESHOLD` allocations, not every 700 (the older
+    generations keep their ratios); never more often than the process already does."""
+    gen0, gen1, gen2 = gc.get_threshold()
+    if gen0:  # 0: collection is off, and stays so
+        gc.set_threshold(max(gen0, GEN0_THRESHOLD), gen1, gen2)
 
 
 def command_of(args: list[str]) -> str | None:
