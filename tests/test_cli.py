@@ -247,8 +247,8 @@ def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defau
 ) -> None:
     """build-sft still converts with ``pa.array`` / ``Table.from_pylist``, whose first call imports
     pandas (0.26 s). Run as the command (``main()``), the process answers pyarrow's look for it
-    with "absent" and never loads it, and collects cycles less often; called with arguments
-    (``main([...])``), nothing changes."""
+    with "absent" and never loads it, collects cycles less often and not at its end; called with
+    arguments (``main([...])``), nothing changes."""
     boxed = tmp_path / "boxed"
     subprocess.run(
         [sys.executable, "-m", "hoidata", "boxes", str(demo_canonical(4)), "-o", str(boxed)],
@@ -256,8 +256,9 @@ def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defau
         capture_output=True,
     )
 
-    def started(call: str, out: str) -> tuple[bool, int]:
-        """Whether pandas was loaded, and the young generation's collection threshold."""
+    def started(call: str, out: str) -> tuple[bool, int, bool]:
+        """Whether pandas was loaded, the young generation's collection threshold, and whether the
+        objects alive at the end were frozen (the shutdown's collections skip them)."""
         args = ["build-sft", "referring", str(boxed), "-o", str(tmp_path / out)]
         code = (
             "import gc, sys\n"
@@ -265,14 +266,14 @@ def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defau
             "from hoidata.cli import main\n"
             f"try: {call}\n"
             "except SystemExit as e: assert not e.code, e.code\n"
-            "print('PANDAS', 'pandas' in sys.modules, gc.get_threshold()[0])"
+            "print('PANDAS', 'pandas' in sys.modules, gc.get_threshold()[0], gc.get_freeze_count() > 0)"
         )
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        loaded, threshold = run.stdout.split("PANDAS")[1].split()
-        return loaded == "True", int(threshold)
+        loaded, threshold, frozen = run.stdout.split("PANDAS")[1].split()
+        return loaded == "True", int(threshold), frozen == "True"
 
-    assert started("main()", "as-command") == (False, GEN0_THRESHOLD)
-    assert started("main(sys.argv[1:])", "as-call") == (True, gc.get_threshold()[0])
+    assert started("main()", "as-command") == (False, GEN0_THRESHOLD, True)
+    assert started("main(sys.argv[1:])", "as-call") == (True, gc.get_threshold()[0], False)
     rows = [pq.read_table(tmp_path / out / "data").to_pylist() for out in ("as-command", "as-call")]
     assert rows[0] == rows[1] and rows[0]
 

@@ -15,7 +15,13 @@ import typer
 from typer.core import TyperGroup
 
 from hoidata.cli.apps import new_app
-from hoidata.cli.startup import KEEP_DEFAULTS, collect_less, command_of, skip_pandas_probe
+from hoidata.cli.startup import (
+    KEEP_DEFAULTS,
+    collect_less,
+    command_of,
+    skip_final_collections,
+    skip_pandas_probe,
+)
 from hoidata.errors import HoidataError
 
 
@@ -109,9 +115,10 @@ def main(argv: list[str] | None = None) -> Any:
     # large, short-lived arrays: `eval hico` on a 250 MB result file took 1 s longer. Set to 1 to keep them.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     command = command_of(args)
-    if argv is None and command in COMMANDS and command not in KEEP_DEFAULTS:
-        # this process is the command (hoidata.cli.startup): pyarrow's start without pandas (0.26 s),
-        # and cycles collected less often
+    # this process is the command (hoidata.cli.startup): pyarrow's start without pandas (0.26 s),
+    # cycles collected less often, and no collection walks every object as it ends
+    lighter = argv is None and command in COMMANDS and command not in KEEP_DEFAULTS
+    if lighter:
         skip_pandas_probe()
         collect_less()
     signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop: as clean as Ctrl-C
@@ -138,6 +145,9 @@ def main(argv: list[str] | None = None) -> Any:
         if e.code == 130:  # typer turns Ctrl-C inside a command into exit code 130, silently
             typer.echo("interrupted: rerun the same command to resume", err=True)
         raise
+    finally:
+        if lighter:
+            skip_final_collections()
 
 
 class Terminated(BaseException):

@@ -1,5 +1,5 @@
-"""How a process that runs a data stage starts: without pyarrow's look for pandas, and with
-Python's cyclic collector run less often.
+"""How a process that runs a data stage starts and ends: without pyarrow's look for pandas, and
+with Python's cyclic collector run less often and not at the end.
 
 pyarrow imports pandas (about 0.26 s here, more than a third of a small stage's start) the first
 time it converts anything, to ask whether the values are pandas objects (apache/arrow#34994). A
@@ -17,10 +17,11 @@ Python collects reference cycles every 700 net allocations of container objects.
 die by reference counting (a record's dicts and lists, a tool call's results), so those collections
 find nothing and cost 10% of gen-cot's loop and 0.05-0.1 s of ``eval hico``'s start (imports and
 numba's registries): :func:`collect_less` runs them every :data:`GEN0_THRESHOLD` instead. Cycles are
-still collected, later.
+still collected, later. And as the process ends, :func:`skip_final_collections` spares the
+interpreter's shutdown a walk through every object.
 
 Commands that run ``datasets`` or TRL (:data:`KEEP_DEFAULTS`; their cycles may hold tensors) keep
-both defaults, and so does a program that calls :func:`hoidata.cli.main` with its own arguments
+Python's and pyarrow's defaults, and so does a program that calls :func:`hoidata.cli.main` with its own arguments
 (tests, notebooks).
 """
 
@@ -63,6 +64,14 @@ def collect_less() -> None:
     gen0, gen1, gen2 = gc.get_threshold()
     if gen0:  # 0: collection is off, and stays so
         gc.set_threshold(max(gen0, GEN0_THRESHOLD), gen1, gen2)
+
+
+def skip_final_collections() -> None:
+    """Freeze every object alive now, as the command's process ends: the interpreter's shutdown then
+    does not walk them all looking for cycles (0.1 s after ``eval hico``), and the kernel takes the
+    memory back as it would. atexit handlers still run; a file left open in a reference cycle would
+    not be flushed, and no stage leaves one (each writes through ``with`` blocks and renames)."""
+    gc.freeze()
 
 
 def command_of(args: list[str]) -> str | None:
