@@ -49,7 +49,8 @@ class Result:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run ``hoidata ARGS`` in-process through :func:`main` (the console entry point)."""
+    """Run ``hoidata ARGS`` in-process through :func:`main` (the console entry point), given its
+    arguments: this process keeps Python's collector and pyarrow's defaults, as any caller's does."""
     monkeypatch.delenv("HOIDATA_DEBUG", raising=False)
 
     def run(*args: str | Path) -> Result:
@@ -57,7 +58,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         capsys.readouterr()
         code: int | str | None = 0
         try:
-            main()
+            main(sys.argv[1:])
         except SystemExit as e:
             code = e.code
         captured = capsys.readouterr()

@@ -3,7 +3,6 @@ flags combine in one order; the app lists its commands in pipeline order without
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -256,24 +255,26 @@ def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defau
         capture_output=True,
     )
 
-    def started(call: str, out: str) -> tuple[bool, int, bool]:
-        """Whether pandas was loaded, the young generation's collection threshold, and whether the
-        objects alive at the end were frozen (the shutdown's collections skip them)."""
+    def started(call: str, out: str) -> tuple[bool, tuple[int, int], bool]:
+        """Whether pandas was loaded, the young generation's collection threshold before and after,
+        and whether the objects alive at the end were frozen (the shutdown's collections skip them)."""
         args = ["build-sft", "referring", str(boxed), "-o", str(tmp_path / out)]
         code = (
             "import gc, sys\n"
             f"sys.argv = ['hoidata', *{args!r}]\n"
             "from hoidata.cli import main\n"
+            "default = gc.get_threshold()[0]\n"
             f"try: {call}\n"
             "except SystemExit as e: assert not e.code, e.code\n"
-            "print('PANDAS', 'pandas' in sys.modules, gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+            "print('PANDAS', 'pandas' in sys.modules, default, gc.get_threshold()[0], gc.get_freeze_count() > 0)"
         )
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        loaded, threshold, frozen = run.stdout.split("PANDAS")[1].split()
-        return loaded == "True", int(threshold), frozen == "True"
+        loaded, default, threshold, frozen = run.stdout.split("PANDAS")[1].split()
+        return loaded == "True", (int(default), int(threshold)), frozen == "True"
 
-    assert started("main()", "as-command") == (False, GEN0_THRESHOLD, True)
-    assert started("main(sys.argv[1:])", "as-call") == (True, gc.get_threshold()[0], False)
+    loaded, (default, threshold), frozen = started("main()", "as-command")
+    assert not loaded and frozen and threshold == GEN0_THRESHOLD > default
+    assert started("main(sys.argv[1:])", "as-call") == (True, (default, default), False)
     rows = [pq.read_table(tmp_path / out / "data").to_pylist() for out in ("as-command", "as-call")]
     assert rows[0] == rows[1] and rows[0]
 

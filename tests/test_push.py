@@ -237,7 +237,7 @@ def cli(
 
     monkeypatch.setattr(sys, "argv", ["hoidata", *args])
     with pytest.raises(SystemExit) as e:
-        main()
+        main(list(args))  # given: this process keeps Python's and pyarrow's defaults
     captured = capsys.readouterr()
     return int(e.value.code or 0), captured.out, captured.err
 
