@@ -206,16 +206,24 @@ def idle() -> None:
     waves, started = TimedEngine(), time.perf_counter()
     run_loop(waves, prompts, rows, SlowTools.factory(profile="qwen3-vl"), cfg, tool_schemas())
     t_waves = time.perf_counter() - started
-    ours, started = TimedEngine(), time.perf_counter()
-    run_loop_async(ours, prompts, rows, SlowTools.factory(profile="qwen3-vl"), cfg, tool_schemas(), threads=8)
-    t_async = time.perf_counter() - started
+    runs = []  # three: one stall of the shared machine is a tenth of a run this short
+    for _ in range(3):
+        ours, started = TimedEngine(), time.perf_counter()
+        run_loop_async(
+            ours, prompts, rows, SlowTools.factory(profile="qwen3-vl"), cfg, tool_schemas(), threads=8
+        )
+        runs.append((ours.idle_share(), time.perf_counter() - started))
+    (idle_share, t_async), worst = sorted(runs)[1], max(runs)[0]
     rollouts = len(prompts) * cfg.sampling.n
     print(
         f"engine idle while tools run: {rollouts} rollouts × 2 zooms, engine {ENGINE_S * 1e3:.0f} ms per call, "
         f"tools {TOOL_S * 1e3:.0f} ms per call"
     )
     print(f"  waves (today's loop): idle {waves.idle_share():5.1%} of {t_waves:5.2f} s")
-    print(f"  async (8 tool threads): idle {ours.idle_share():5.1%} of {t_async:5.2f} s   (goal: ≤ 5%)")
+    print(
+        f"  async (8 tool threads): idle {idle_share:5.1%} of {t_async:5.2f} s, median of 3 runs "
+        f"(worst {worst:.1%})   (goal: ≤ 5%)"
+    )
 
 
 def main() -> None:
