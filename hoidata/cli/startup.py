@@ -21,8 +21,8 @@ still collected, later. And as the process ends, :func:`skip_final_collections` 
 interpreter's shutdown a walk through every object.
 
 Commands that run ``datasets`` or TRL (:data:`KEEP_DEFAULTS`; their cycles may hold tensors) keep
-Python's and pyarrow's defaults, and so does a program that calls :func:`hoidata.cli.main` with its own arguments
-(tests, notebooks).
+Python's and pyarrow's defaults, and so does a program that calls :func:`hoidata.cli.main` with its
+own arguments (tests, notebooks).
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ def collect_less() -> None:
 
 def skip_final_collections() -> None:
     """Freeze every object alive now, as the command's process ends: the interpreter's shutdown then
-    does not walk them all looking for cycles (0.1 s after ``eval hico``), and the kernel takes the
-    memory back as it would. atexit handlers still run; a file left open in a reference cycle would
-    not be flushed, and no stage leaves one (each writes through ``with`` blocks and renames)."""
+    does not walk them all looking for cycles (0.1-0.25 s after ``eval hico``), and the kernel takes
+    the memory back as it would. atexit handlers still run; a file left open in a reference cycle
+    would not be flushed, and no stage leaves one (each writes through ``with`` blocks and renames)."""
     gc.freeze()
 
 
