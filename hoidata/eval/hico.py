@@ -152,8 +152,9 @@ def match(
     local = np.arange(int(cnt.sum())) - seg[rep]
     g = gorder[lo[rep] + local]
     d = idx[rep]
-    ov_h = _overlaps(dets.human[d], gt.human[g], protocol)
-    ov_o = _object_overlap(dets.obj[d], gt.obj[g], protocol)
+    # float32 boxes as stored, in float64 from here on: the overlaps are computed as the official code does
+    ov_h = _overlaps(dets.human[d].astype(np.float64), gt.human[g], protocol)
+    ov_o = _object_overlap(dets.obj[d].astype(np.float64), gt.obj[g], protocol)
     if protocol.label_aware:
         named = dets.object_label[d]
         ov_o = np.where((named >= 0) & (named != taxonomy.hoi_object[hoi[rep]]), 0.0, ov_o)

@@ -143,8 +143,8 @@ class PredictionColumns:
 
     sample_ids: list[str | None]  # per input row (image)
     counts: np.ndarray  # (R,) int64 predictions per row
-    human: np.ndarray  # (N, 4) float64 canonical (float32 values, as stored)
-    obj: np.ndarray  # (N, 4) float64 canonical, NaN rows where has_obj is False
+    human: np.ndarray  # (N, 4) float32 canonical, as stored (matching computes in float64)
+    obj: np.ndarray  # (N, 4) float32 canonical, NaN rows where has_obj is False
     has_obj: np.ndarray  # (N,) bool
     hoi: np.ndarray  # (N,) int64 HOI class given or derived from (verb, object); -1 none
     object_label: np.ndarray  # (N,) int64 object id named by the prediction, -1 unknown/none
@@ -159,8 +159,8 @@ class Detections:
 
     image: np.ndarray  # (N,) int64 index into the ground truth's images
     hoi: np.ndarray  # (N,) int64 HOI class
-    human: np.ndarray  # (N, 4) float64 canonical
-    obj: np.ndarray  # (N, 4) float64 canonical, NaN rows: no object
+    human: np.ndarray  # (N, 4) float32 canonical
+    obj: np.ndarray  # (N, 4) float32 canonical, NaN rows: no object
     object_label: np.ndarray  # (N,) int64 object id named by the prediction, -1 unknown/none
     score: np.ndarray  # (N,) float64, higher first
     ranking: str  # which of RANKING_RULES ordered them
@@ -172,11 +172,11 @@ class Detections:
 
 
 def _fixed4(arr: pa.Array) -> np.ndarray:
-    """A FixedSizeList<4> array → (N, 4) float64, NaN for null boxes or null coordinates."""
+    """A FixedSizeList<4> array → (N, 4) float32, NaN for null boxes or null coordinates."""
     arr = arr.cast(BBOX)
     n = len(arr)
     coords = arr.values.slice(arr.offset * 4, n * 4)
-    out = numpy_values(coords).astype(np.float64).reshape(n, 4)
+    out = numpy_values(coords).astype(np.float32).reshape(n, 4)  # a copy: the nulls are written
     out[numpy_nulls(coords).reshape(n, 4)] = np.nan
     out[numpy_nulls(arr)] = np.nan
     return out

@@ -337,12 +337,12 @@ def ppdm_predictions(
         )
     base = box_start[rec_of_pair]
     has_obj = o >= 0
-    human = cols.boxes[base + s].astype(np.float64)
+    human = cols.boxes[base + s]
     if has_obj.all():  # as in every file a detector writes: no masks to gather through
-        obj = cols.boxes[base + o].astype(np.float64)
+        obj = cols.boxes[base + o]
         obj_label = hico_objects(cols.labels, ids)[base + o]
     else:
-        obj = np.full((len(o), 4), np.nan)
+        obj = np.full((len(o), 4), np.nan, np.float32)
         obj[has_obj] = cols.boxes[(base + o)[has_obj]]
         obj_label = np.full(len(o), -1, dtype=np.int64)
         obj_label[has_obj] = hico_objects(cols.labels, ids)[(base + o)[has_obj]]
