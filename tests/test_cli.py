@@ -297,6 +297,21 @@ def test_a_command_validates_its_options_without_pydantic(demo_canonical: Any, t
     assert pq.read_table(tmp_path / "boxed" / "data").num_rows == pq.read_table(canonical / "data").num_rows
 
 
+def test_a_process_that_loaded_a_model_runtime_ends_as_python_ends_it() -> None:
+    """The freeze at a command's end is skipped where torch was loaded: model runtimes (vLLM's
+    workers, devices) may clean up in finalizers of objects in cycles."""
+    code = (
+        "import gc, sys, types\n"
+        "from hoidata.cli.startup import skip_final_collections\n"
+        "if sys.argv[1] == 'torch': sys.modules['torch'] = types.ModuleType('torch')\n"
+        "skip_final_collections()\n"
+        "print('FROZEN', gc.get_freeze_count() > 0)"
+    )
+    for loaded, frozen in (("none", "True"), ("torch", "False")):
+        run = subprocess.run([sys.executable, "-c", code, loaded], capture_output=True, text=True, check=True)
+        assert run.stdout.split("FROZEN")[1].split() == [frozen], loaded
+
+
 def test_pandas_works_as_before_once_pyarrows_look_is_skipped() -> None:
     """Skipping the look refuses pandas to nobody: it imports, and pyarrow converts to and from it;
     only pandas' missing-value markers in object data stay unrecognised (without the skip they are)."""

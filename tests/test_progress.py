@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from hoidata.executors.watch import ShardWatch
 from hoidata.io.progress import Progress
+from hoidata.io.stage import WORK
 
 
 class Terminal(io.StringIO):
@@ -41,3 +44,23 @@ def test_a_process_off_a_terminal_never_imports_tqdm() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split("TQDM")[1].split() == ["False"]
+
+
+def test_a_shard_watch_counts_written_shards_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / WORK).mkdir()
+    (tmp_path / WORK / "state.json").write_text('{"num_shards": 3}')
+    (tmp_path / "data").mkdir()
+    for name in ("train-00000-of-00003.parquet", "train-00001-of-00003.parquet", ".partial.parquet"):
+        (tmp_path / "data" / name).write_bytes(b"")
+    for stream, shows in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        watch = ShardWatch(tmp_path, "gen-cot")
+        watch.note(workers=2)
+        watch.poll()
+        assert (watch.bar is not None) == shows
+        if shows:
+            assert (watch.bar.n, watch.bar.total) == (2, 3)
+        watch.close()
+        assert ("gen-cot" in stream.getvalue()) == shows

@@ -18,7 +18,7 @@ die by reference counting (a record's dicts and lists, a tool call's results), s
 find nothing and cost 10% of gen-cot's loop and 0.05-0.1 s of ``eval hico``'s start (imports and
 numba's registries): :func:`collect_less` runs them every :data:`GEN0_THRESHOLD` instead. Cycles are
 still collected, later. And as the process ends, :func:`skip_final_collections` spares the
-interpreter's shutdown a walk through every object.
+interpreter's shutdown a walk through every object (unless a model runtime was loaded).
 
 Commands that run ``datasets`` or TRL (:data:`KEEP_DEFAULTS`; their cycles may hold tensors) keep
 Python's and pyarrow's defaults, and so does a program that calls :func:`hoidata.cli.main` with its
@@ -70,8 +70,11 @@ def skip_final_collections() -> None:
     """Freeze every object alive now, as the command's process ends: the interpreter's shutdown then
     does not walk them all looking for cycles (0.1-0.25 s after ``eval hico``), and the kernel takes
     the memory back as it would. atexit handlers still run; a file left open in a reference cycle
-    would not be flushed, and no stage leaves one (each writes through ``with`` blocks and renames)."""
-    gc.freeze()
+    would not be flushed, and no stage leaves one (each writes through ``with`` blocks and renames).
+    A process that loaded torch (a model engine: transformers, vLLM, diffusers) ends as Python ends
+    it: those runtimes may clean up (worker processes, devices) in finalizers of objects in cycles."""
+    if "torch" not in sys.modules:
+        gc.freeze()
 
 
 def command_of(args: list[str]) -> str | None:
