@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import typer
+from child_process import said
 
 from hoidata.cli.main import COMMANDS, app
 from hoidata.cli.options import RunOptions
@@ -213,18 +214,11 @@ def test_the_command_line_keeps_numpy_off_huge_pages_unless_asked() -> None:
         "from hoidata.cli import main\n"
         "try: main(['--help'])\n"
         "except SystemExit: pass\n"
-        "print('SETTING', os.environ['NUMPY_MADVISE_HUGEPAGE'])"
+        "print('SAID', os.environ['NUMPY_MADVISE_HUGEPAGE'])"
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    kept = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env | {"NUMPY_MADVISE_HUGEPAGE": "1"},
-    )
-    assert off.stdout.split("SETTING")[1].split() == ["0"]
-    assert kept.stdout.split("SETTING")[1].split() == ["1"]
+    assert said(code, env=env) == ["0"]
+    assert said(code, env=env | {"NUMPY_MADVISE_HUGEPAGE": "1"}) == ["1"]
 
 
 def test_boxes_runs_without_loading_pandas(demo_canonical: Any, tmp_path: Path) -> None:
@@ -235,10 +229,9 @@ def test_boxes_runs_without_loading_pandas(demo_canonical: Any, tmp_path: Path) 
         "from hoidata.cli import main\n"
         f"try: main(['boxes', {str(demo_canonical(4))!r}, '-o', {str(tmp_path / 'boxed')!r}])\n"
         "except SystemExit as e: assert not e.code, e.code\n"
-        "print('PANDAS', 'pandas' in sys.modules)"
+        "print('SAID', 'pandas' in sys.modules)"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.split("PANDAS")[1].split() == ["False"], run.stdout + run.stderr
+    assert said(code) == ["False"]
 
 
 def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defaults(
@@ -266,10 +259,9 @@ def test_a_stage_process_skips_pandas_and_collects_less_a_caller_keeps_the_defau
             "default = gc.get_threshold()[0]\n"
             f"try: {call}\n"
             "except SystemExit as e: assert not e.code, e.code\n"
-            "print('PANDAS', 'pandas' in sys.modules, default, gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+            "print('SAID', 'pandas' in sys.modules, default, gc.get_threshold()[0], gc.get_freeze_count() > 0)"
         )
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        loaded, default, threshold, frozen = run.stdout.split("PANDAS")[1].split()
+        loaded, default, threshold, frozen = said(code)
         return loaded == "True", (int(default), int(threshold)), frozen == "True"
 
     loaded, (default, threshold), frozen = started("main()", "as-command")
@@ -290,10 +282,9 @@ def test_a_command_validates_its_options_without_pydantic(demo_canonical: Any, t
         "from hoidata.cli import main\n"
         "try: main()\n"
         "except SystemExit as e: assert not e.code, e.code\n"
-        "print('PYDANTIC', 'pydantic' in sys.modules)"
+        "print('SAID', 'pydantic' in sys.modules)"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.split("PYDANTIC")[1].split() == ["False"]
+    assert said(code) == ["False"]
     assert pq.read_table(tmp_path / "boxed" / "data").num_rows == pq.read_table(canonical / "data").num_rows
 
 
@@ -305,11 +296,10 @@ def test_a_process_that_loaded_a_model_runtime_ends_as_python_ends_it() -> None:
         "from hoidata.cli.startup import skip_final_collections\n"
         "if sys.argv[1] == 'torch': sys.modules['torch'] = types.ModuleType('torch')\n"
         "skip_final_collections()\n"
-        "print('FROZEN', gc.get_freeze_count() > 0)"
+        "print('SAID', gc.get_freeze_count() > 0)"
     )
-    for loaded, frozen in (("none", "True"), ("torch", "False")):
-        run = subprocess.run([sys.executable, "-c", code, loaded], capture_output=True, text=True, check=True)
-        assert run.stdout.split("FROZEN")[1].split() == [frozen], loaded
+    assert said(code, "none") == ["True"]
+    assert said(code, "torch") == ["False"]
 
 
 def test_pandas_works_as_before_once_pyarrows_look_is_skipped() -> None:
