@@ -195,7 +195,7 @@ def test_the_first_compiled_call_leaves_scipy_linalg_alone() -> None:
     hoidata's kernels need none, so it stays out, and compiled linear algebra still works after."""
     code = (
         "import sys, numpy as np, numba\n"
-        "from hoidata.rewards.greedy import greedy_matches\n"
+        "from hoidata.rewards.greedy_compiled import compiled_matches as greedy_matches\n"
         "z = np.zeros((0, 4)); c = np.zeros((0, 2), np.int64); o = np.zeros(2, np.int64)\n"
         "tp = greedy_matches(o, z, z, c, o, z, z, c, labels=True, iou_threshold=0.5, max_ranked=9)\n"
         "print(tp.tolist(), 'numba.np.arraymath' in sys.modules, 'scipy.linalg' in sys.modules)\n"

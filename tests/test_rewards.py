@@ -16,6 +16,7 @@ from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.profiles.answers import parse_answers
 from hoidata.rewards import RewardConfig, Targets, reward_funcs, score
 from hoidata.rewards.accuracy import pair_f1
+from hoidata.rewards.greedy import greedy_matches
 from hoidata.rewards.reference import pair_f1_loop, verb_f1_loop
 from hoidata.rewards.targets import take
 from hoidata.sft.schema import SFT_SCHEMA
@@ -149,6 +150,37 @@ def test_vectorised_matching_equals_the_per_pair_loop(scene: tuple, seed: int) -
         fast = pair_f1(parse_answers(p, texts, w, h), gt, labels=labels)
         slow = [pair_f1_loop(p, t, pairs, w, h, labels=labels) for t in texts]
         np.testing.assert_allclose(fast, slow)
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_array_matching_equals_the_compiled_pass(labels: bool) -> None:
+    """Small batches are matched with array passes, big ones by the compiled pass: the same pairs.
+    Boxes on a coarse grid, so that overlaps tie; missing objects, unwritten labels, long answers."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    pred_counts, gt_counts = rng.integers(0, 9, n), rng.integers(0, 6, n)
+
+    def boxes(m: int) -> np.ndarray:
+        xy = rng.integers(0, 3, (m, 2)) * 10.0
+        b = np.concatenate([xy, xy + rng.integers(3, 5, (m, 2)) * 10.0], axis=1)
+        b[rng.random(m) < 0.15] = np.nan  # as an object box: no object
+        return b
+
+    def side(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        m = int(counts.sum())
+        person = np.nan_to_num(boxes(m), nan=5.0)
+        codes = np.where(rng.random((m, 2)) < 0.05, -1, rng.integers(0, 2, (m, 2)))
+        return np.concatenate([[0], np.cumsum(counts)]), person, boxes(m), codes
+
+    pred, gt = side(pred_counts), side(gt_counts)
+    found = {
+        compiled: greedy_matches(
+            *pred, *gt, labels=labels, iou_threshold=0.5, max_ranked=6, compiled=compiled
+        )
+        for compiled in (False, True)
+    }
+    assert found[False].sum() > n // 20
+    np.testing.assert_array_equal(found[False], found[True])
 
 
 def test_verb_answers_score_the_f1_of_distinct_verbs() -> None:

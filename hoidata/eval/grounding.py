@@ -48,6 +48,7 @@ from hoidata.eval.completions import join_completions
 from hoidata.eval.report import Report, count_lines, summary_rows
 from hoidata.eval.score import resolve_profile
 from hoidata.profiles.answers import Answers, parse_answers
+from hoidata.rewards.greedy import accept_in_order
 from hoidata.rewards.targets import GROUNDING, Targets
 from hoidata.schemas.boxes import iou
 
@@ -84,31 +85,6 @@ def _edges(pred: Answers, gt: Targets) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return p, g, (iou_p + iou_o) / 2, np.minimum(iou_p, iou_o)
 
 
-def greedy(pred_node: np.ndarray, gt_node: np.ndarray) -> np.ndarray:
-    """Indices of the edges a greedy one-to-one matching accepts, edges given in priority order.
-
-    Each round accepts every edge that comes first among the remaining edges of both its nodes;
-    the best remaining edge always qualifies, and these are exactly the edges the sequential greedy
-    would accept, so the result is the same.
-    """
-    accepted = []
-    alive = np.arange(len(pred_node))
-    taken_p = np.zeros(int(pred_node.max(initial=-1)) + 1, bool)
-    taken_g = np.zeros(int(gt_node.max(initial=-1)) + 1, bool)
-    while len(alive):
-        ap, ag = pred_node[alive], gt_node[alive]
-        first_p = np.zeros(len(alive), bool)
-        first_p[np.unique(ap, return_index=True)[1]] = True
-        first_g = np.zeros(len(alive), bool)
-        first_g[np.unique(ag, return_index=True)[1]] = True
-        win = first_p & first_g
-        accepted.append(alive[win])
-        taken_p[ap[win]] = True
-        taken_g[ag[win]] = True
-        alive = alive[~(taken_p[ap] | taken_g[ag])]
-    return np.concatenate(accepted) if accepted else np.zeros(0, np.int64)
-
-
 def match(
     pred: Answers, gt: Targets, *, method: str = "pooled", thresholds: np.ndarray = THRESHOLDS
 ) -> np.ndarray:
@@ -129,7 +105,7 @@ def match(
     p, g, low = p[order], g[order], low[order]
     ok = low[None, :] >= thresholds[:, None]  # (T, E)
     t_idx, e = np.nonzero(ok)  # row-major: threshold by threshold, priority order kept inside
-    won = greedy(t_idx * n_pred + p[e], t_idx * n_gt + g[e])
+    won = accept_in_order(t_idx * n_pred + p[e], t_idx * n_gt + g[e])
     tp = np.zeros((n_t, n_gt), bool)
     tp[t_idx[won], g[e[won]]] = True
     return tp
