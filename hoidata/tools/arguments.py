@@ -44,7 +44,7 @@ def is_number(value: Any) -> bool:
     )
 
 
-def parse_box(value: Any) -> np.ndarray:
+def parse_box(value: Any) -> tuple[float, float, float, float]:
     """A model's ``[x1, y1, x2, y2]`` (a list, or its JSON text) as floats, or a tool error."""
     shape = "bbox_2d must be a list of 4 numbers [x1, y1, x2, y2]"
     if isinstance(value, str):
@@ -57,16 +57,16 @@ def parse_box(value: Any) -> np.ndarray:
     if not isinstance(value, list | tuple) or len(value) != 4 or not all(is_number(v) for v in value):
         raise ToolError(shape)
     try:
-        box = np.array([float(v) for v in value], np.float64)
+        x1, y1, x2, y2 = (float(v) for v in value)
     except OverflowError:  # an int beyond float range
         raise ToolError("bbox_2d coordinates are out of range") from None
-    if not np.isfinite(box).all():
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise ToolError("bbox_2d must hold finite numbers")
-    if np.abs(box).max() > MAX_COORDINATE:
+    if max(abs(x1), abs(y1), abs(x2), abs(y2)) > MAX_COORDINATE:
         raise ToolError("bbox_2d coordinates are out of range")
-    if box[2] <= box[0] or box[3] <= box[1]:
+    if x2 <= x1 or y2 <= y1:
         raise ToolError("bbox_2d must have x1 < x2 and y1 < y2")
-    return box
+    return x1, y1, x2, y2
 
 
 def parse_category(value: Any) -> str:

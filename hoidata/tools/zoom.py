@@ -4,6 +4,7 @@ crop in training data is exactly what the tool returns for the same call."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -11,12 +12,15 @@ from PIL import Image
 ZOOM_TOOL = "zoom_in"
 
 
-def zoom_result_text(model_box: list[int] | np.ndarray) -> str:
-    """The text that accompanies a crop in the tool's answer."""
-    return f"Zoomed view of [{', '.join(str(int(v)) for v in model_box)}]."
+def zoom_result_text(model_box: Sequence[float] | np.ndarray) -> str:
+    """The text that accompanies a crop in the tool's answer: the box rounded as models write it
+    (half to even)."""
+    return f"Zoomed view of [{', '.join(str(round(float(v))) for v in model_box)}]."
 
 
-def crop_window(box: np.ndarray, width: int, height: int, min_size: int) -> tuple[int, int, int, int]:
+def crop_window(
+    box: Sequence[float] | np.ndarray, width: int, height: int, min_size: int
+) -> tuple[int, int, int, int]:
     """The integer pixel window ``(left, top, right, bottom)`` a crop of canonical ``box`` covers:
     every pixel the box touches, grown around its centre to at least ``min_size`` per side (capped
     by the image), and kept inside the image."""
