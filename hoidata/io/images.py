@@ -199,7 +199,7 @@ def decode_image(data: bytes) -> Image.Image:
     elif im.mode == "F":
         pixels = np.asarray(im, dtype=np.float64)
         im = Image.fromarray(np.clip(np.nan_to_num(pixels) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")  # convert would copy an RGB image whole
 
 
 def open_images(
