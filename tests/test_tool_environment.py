@@ -656,3 +656,29 @@ def test_an_environment_offering_some_tools_lists_only_those_to_trl() -> None:
     assert not is_tool_error(call_tool(env, "zoom_in", {"bbox_2d": [0, 0, 40, 40]}))
     with pytest.raises(ValueError, match="tools must be some of"):
         HoiEnvironment.offering(["teleport"])
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_zoom_region_is_the_profiles_array_conversion_exactly(name: str) -> None:
+    """The zoom's region is float arithmetic on one box; it must equal, bit for bit, the profile's
+    vectorised conversions: clamping to the model frame, then back to canonical pixels."""
+    profile = get_profile(name)
+    rng = np.random.default_rng(11)
+    env = HoiEnvironment(profile)
+    for width, height in [(640, 480), (333, 517), (1920, 1080), (57, 900)]:
+        env.reset(width=width, height=height, pairs=[], sample_id="s")
+        frame = profile.to_model([[0, 0, width, height]], width, height)[0]
+        for _ in range(200):
+            x, y = rng.uniform(-0.2, 1.1, 2) * frame[2:]
+            box = [
+                float(x),
+                float(y),
+                float(x + rng.uniform(1, 0.6 * frame[2])),
+                float(y + rng.uniform(1, 900)),
+            ]
+            clamped = np.clip(box, frame[[0, 1, 0, 1]], frame[[2, 3, 2, 3]])
+            if clamped[2] <= clamped[0] or clamped[3] <= clamped[1]:
+                continue
+            model, canonical = env._region(box)
+            assert list(model) == clamped.tolist()
+            assert list(canonical) == profile.from_model(clamped[None], width, height)[0].tolist()
