@@ -195,9 +195,11 @@ def test_the_first_compiled_call_leaves_scipy_linalg_alone() -> None:
     hoidata's kernels need none, so it stays out, and compiled linear algebra still works after."""
     code = (
         "import sys, numpy as np, numba\n"
-        "from hoidata.rewards.greedy_compiled import compiled_matches as greedy_matches\n"
+        "from hoidata.rewards.greedy import PairArrays\n"
+        "from hoidata.rewards.greedy_compiled import compiled_matches\n"
         "z = np.zeros((0, 4)); c = np.zeros((0, 2), np.int64); o = np.zeros(2, np.int64)\n"
-        "tp = greedy_matches(o, z, z, c, o, z, z, c, labels=True, iou_threshold=0.5, max_ranked=9)\n"
+        "s = PairArrays(o, z, z, c)\n"
+        "tp = compiled_matches(s, s, labels=True, iou_threshold=0.5, max_ranked=9)\n"
         "print(tp.tolist(), 'numba.np.arraymath' in sys.modules, 'scipy.linalg' in sys.modules)\n"
         "dot = numba.njit(lambda a, b: np.dot(a, b))\n"
         "print(dot(np.eye(2), np.full((2, 2), 3.0)).tolist(), 'scipy.linalg' in sys.modules)"

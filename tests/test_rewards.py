@@ -16,7 +16,7 @@ from hoidata.profiles import PROFILES, Profile, get_profile
 from hoidata.profiles.answers import parse_answers
 from hoidata.rewards import RewardConfig, Targets, reward_funcs, score
 from hoidata.rewards.accuracy import pair_f1
-from hoidata.rewards.greedy import greedy_matches
+from hoidata.rewards.greedy import PairArrays, greedy_matches
 from hoidata.rewards.reference import pair_f1_loop, verb_f1_loop
 from hoidata.rewards.targets import take
 from hoidata.sft.schema import SFT_SCHEMA
@@ -166,17 +166,15 @@ def test_array_matching_equals_the_compiled_pass(labels: bool) -> None:
         b[rng.random(m) < 0.15] = np.nan  # as an object box: no object
         return b
 
-    def side(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    def side(counts: np.ndarray) -> PairArrays:
         m = int(counts.sum())
         person = np.nan_to_num(boxes(m), nan=5.0)
         codes = np.where(rng.random((m, 2)) < 0.05, -1, rng.integers(0, 2, (m, 2)))
-        return np.concatenate([[0], np.cumsum(counts)]), person, boxes(m), codes
+        return PairArrays(np.concatenate([[0], np.cumsum(counts)]), person, boxes(m), codes)
 
     pred, gt = side(pred_counts), side(gt_counts)
     found = {
-        compiled: greedy_matches(
-            *pred, *gt, labels=labels, iou_threshold=0.5, max_ranked=6, compiled=compiled
-        )
+        compiled: greedy_matches(pred, gt, labels=labels, iou_threshold=0.5, max_ranked=6, compiled=compiled)
         for compiled in (False, True)
     }
     assert found[False].sum() > n // 20

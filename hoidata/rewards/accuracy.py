@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hoidata.profiles.answers import Answers
-from hoidata.rewards.greedy import greedy_matches
+from hoidata.rewards.greedy import PairArrays, greedy_matches
 from hoidata.rewards.targets import Targets
 
 IOU_THRESHOLD = 0.5
@@ -50,14 +50,8 @@ def matched_pairs(
         pv, po = np.zeros(len(pred.person), np.int64), np.zeros(len(pred.person), np.int64)
         gv, go = np.zeros(len(gt.person), np.int64), np.zeros(len(gt.person), np.int64)
     return greedy_matches(
-        pred.offsets,
-        pred.person,
-        pred.object,
-        np.stack([pv, po], axis=1),
-        gt.offsets,
-        gt.person,
-        gt.object,
-        np.stack([gv, go], axis=1),
+        PairArrays(pred.offsets, pred.person, pred.object, np.stack([pv, po], axis=1)),
+        PairArrays(gt.offsets, gt.person, gt.object, np.stack([gv, go], axis=1)),
         labels=labels,
         iou_threshold=iou_threshold,
         max_ranked=MAX_MATCHED_PER_ANSWER,

@@ -14,6 +14,7 @@ about 0.4 s to start (numba).
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,50 +24,42 @@ from hoidata.schemas.boxes import iou
 COMPILED_MIN_PAIRS = 1_000_000
 
 
+class PairArrays(NamedTuple):
+    """One side's pairs, completion by completion: ``offsets`` (C+1), canonical ``person`` and
+    ``object`` boxes (P, 4; NaN object rows: no object) and label ``codes`` (P, 2: verb, object)."""
+
+    offsets: np.ndarray
+    person: np.ndarray
+    object: np.ndarray
+    codes: np.ndarray
+
+
 def greedy_matches(
-    pred_offsets: np.ndarray,
-    pred_person: np.ndarray,
-    pred_object: np.ndarray,
-    pred_codes: np.ndarray,
-    gt_offsets: np.ndarray,
-    gt_person: np.ndarray,
-    gt_object: np.ndarray,
-    gt_codes: np.ndarray,
+    pred: PairArrays,
+    gt: PairArrays,
     *,
     labels: bool,
     iou_threshold: float,
     max_ranked: int,
     compiled: bool | None = None,
 ) -> np.ndarray:
-    """True positives per completion. Boxes are (N, 4); codes (N, 2) verb, object. ``compiled``:
-    whether to use the compiled pass (default: when numba is running already, or the batch is big)."""
-    args = (pred_offsets, pred_person, pred_object, pred_codes, gt_offsets, gt_person, gt_object, gt_codes)
+    """True positives per completion. ``compiled``: whether to use the compiled pass (default: when
+    numba is running already, or the batch is big)."""
     if compiled is None:
-        compiled = "numba" in sys.modules or len(gt_person) >= COMPILED_MIN_PAIRS
+        compiled = "numba" in sys.modules or len(gt.person) >= COMPILED_MIN_PAIRS
     if compiled:
         from hoidata.rewards.greedy_compiled import compiled_matches
 
-        return compiled_matches(*args, labels=labels, iou_threshold=iou_threshold, max_ranked=max_ranked)
-    return _array_matches(*args, labels=labels, iou_threshold=float(iou_threshold), max_ranked=max_ranked)
+        return compiled_matches(pred, gt, labels=labels, iou_threshold=iou_threshold, max_ranked=max_ranked)
+    return _array_matches(pred, gt, labels=labels, iou_threshold=float(iou_threshold), max_ranked=max_ranked)
 
 
 def _array_matches(
-    pred_offsets: np.ndarray,
-    pred_person: np.ndarray,
-    pred_object: np.ndarray,
-    pred_codes: np.ndarray,
-    gt_offsets: np.ndarray,
-    gt_person: np.ndarray,
-    gt_object: np.ndarray,
-    gt_codes: np.ndarray,
-    *,
-    labels: bool,
-    iou_threshold: float,
-    max_ranked: int,
+    pred: PairArrays, gt: PairArrays, *, labels: bool, iou_threshold: float, max_ranked: int
 ) -> np.ndarray:
     """The matching over every candidate edge (a ranked prediction and a ground-truth pair of the
     same completion that may match), taken in priority order by :func:`accept_in_order`."""
-    pred_offsets, gt_offsets = np.asarray(pred_offsets, np.int64), np.asarray(gt_offsets, np.int64)
+    pred_offsets, gt_offsets = np.asarray(pred.offsets, np.int64), np.asarray(gt.offsets, np.int64)
     n = len(gt_offsets) - 1
     counts = np.diff(pred_offsets)
     owner = np.repeat(np.arange(n), counts)  # the completion of each prediction
@@ -76,15 +69,15 @@ def _array_matches(
     first_edge = np.repeat(np.cumsum(per_pred) - per_pred, per_pred)
     g = np.repeat(gt_offsets[owner[p]], per_pred) + np.arange(int(per_pred.sum())) - first_edge
     p = np.repeat(p, per_pred)
-    pred_object = np.asarray(pred_object, np.float64).reshape(-1, 4)
-    gt_object = np.asarray(gt_object, np.float64).reshape(-1, 4)
+    pred_object = np.asarray(pred.object, np.float64).reshape(-1, 4)
+    gt_object = np.asarray(gt.object, np.float64).reshape(-1, 4)
     has = ~np.isnan(gt_object[g, 0])
     ok = np.isnan(pred_object[p, 0]) != has  # object presence agrees
     if labels:
-        pc, gc = np.asarray(pred_codes).reshape(-1, 2), np.asarray(gt_codes).reshape(-1, 2)
+        pc, gc = np.asarray(pred.codes).reshape(-1, 2), np.asarray(gt.codes).reshape(-1, 2)
         ok &= (pc[p, 0] >= 0) & (pc[p, 0] == gc[g, 0]) & (pc[p, 1] == gc[g, 1])
     p, g, has = p[ok], g[ok], has[ok]
-    overlap = iou(np.asarray(pred_person).reshape(-1, 4)[p], np.asarray(gt_person).reshape(-1, 4)[g])
+    overlap = iou(np.asarray(pred.person).reshape(-1, 4)[p], np.asarray(gt.person).reshape(-1, 4)[g])
     if has.any():
         overlap[has] = np.minimum(overlap[has], iou(pred_object[p[has]], gt_object[g[has]]))
     keep = overlap >= iou_threshold

@@ -7,41 +7,23 @@ import numpy as np
 from numba import njit
 
 from hoidata.jit import start_numba
+from hoidata.rewards.greedy import PairArrays
 
 
 def compiled_matches(
-    pred_offsets: np.ndarray,
-    pred_person: np.ndarray,
-    pred_object: np.ndarray,
-    pred_codes: np.ndarray,
-    gt_offsets: np.ndarray,
-    gt_person: np.ndarray,
-    gt_object: np.ndarray,
-    gt_codes: np.ndarray,
-    *,
-    labels: bool,
-    iou_threshold: float,
-    max_ranked: int,
+    pred: PairArrays, gt: PairArrays, *, labels: bool, iou_threshold: float, max_ranked: int
 ) -> np.ndarray:
-    """True positives per completion. Boxes are (N, 4); codes (N, 2) verb, object."""
+    """True positives per completion (:func:`hoidata.rewards.greedy.greedy_matches`)."""
 
     def boxes(b: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(b, np.float64).reshape(-1, 4)
 
+    def side(s: PairArrays) -> tuple[np.ndarray, ...]:
+        codes = np.ascontiguousarray(s.codes, np.int64)
+        return np.asarray(s.offsets).astype(np.int64), boxes(s.person), boxes(s.object), codes
+
     start_numba()
-    return _match(
-        pred_offsets.astype(np.int64),
-        boxes(pred_person),
-        boxes(pred_object),
-        np.ascontiguousarray(pred_codes, np.int64),
-        gt_offsets.astype(np.int64),
-        boxes(gt_person),
-        boxes(gt_object),
-        np.ascontiguousarray(gt_codes, np.int64),
-        labels,
-        float(iou_threshold),
-        int(max_ranked),
-    )
+    return _match(*side(pred), *side(gt), labels, float(iou_threshold), int(max_ranked))
 
 
 @njit(cache=True)
