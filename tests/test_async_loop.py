@@ -314,8 +314,11 @@ def test_async_vllm_follows_the_documented_api(
     assert all(t.prompt_tokens == 34 and t.completion_tokens == 6 for t in traces)
     requests = fake_async_vllm["requests"]
     assert len(requests) == 2 + 4 and len({r[2] for r in requests}) == 6  # one request per turn, ids unique
-    first, later = requests[:2], requests[2:]
-    assert all(r[1]["n"] == 2 for r in first) and all(r[1]["n"] == 1 for r in later)
+    # by turn, not by position: a prompt's second turn may go out before another prompt's first
+    opening = [r[0]["prompt"].count("<|im_start|>assistant") == 1 for r in requests]
+    first = [r for r, o in zip(requests, opening, strict=True) if o]
+    later = [r for r, o in zip(requests, opening, strict=True) if not o]
+    assert len(first) == 2 and all(r[1]["n"] == 2 for r in first) and all(r[1]["n"] == 1 for r in later)
     assert all(r[1]["skip_special_tokens"] is False for r in requests)
     for prompt, _, _ in later:  # the crop goes to vLLM as the PIL image the tool cut: no encoding
         shown = prompt["multi_modal_data"]["image"]
