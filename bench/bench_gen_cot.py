@@ -6,7 +6,9 @@
    scripts do: one request at a time, and the whole output file rewritten after each sample;
    ``--loop waves`` is the wave loop (one engine call per turn); ``--loop async`` the default.
    Goal: at least 5,000 rollout records/s (one record per prompt and rollout), so a GPU engine
-   never waits on the pipeline.
+   never waits on the pipeline. One process is bound by its interpreter (the loop's Python holds
+   the GIL, whatever the cores), so the run is also shared among ``--dp`` processes (each its own
+   engine, or clients of one server), as many as the machine's cores feed.
 2. Idle engine. A fake engine that takes a fixed time per call (per request, in flight together,
    as continuous batching serves them) and tools that take a fixed time: the share of the run the
    engine has nothing to generate because every open conversation waits for its tools. Goal for
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -48,6 +51,8 @@ from hoidata.tools.environment import HoiEnvironment, call_tool, tool_schemas
 
 N_IMAGES = 400
 N_LARGE = 4000  # ten times more: the whole-process rate once start-up is a small part
+# --dp shares: each process decodes and encodes in 4 threads, so one per 2 cores at least
+DP = [dp for dp in (2, 4, 8) if 2 * dp <= max(4, os.cpu_count() or 1)]
 
 
 def seed_style(boxed: Path, root: Path, out: Path, n: int) -> int:
@@ -149,6 +154,16 @@ def overhead() -> None:
         "gen-cot, instant engine", [*runner, str(large_boxed), str(tmp / "large_cli")], repeats=3
     )
     large_records = read_table(tmp / "large_cli").num_rows
+    shared = {
+        dp: whole_process(
+            f"gen-cot, instant engine, --dp {dp}",
+            [*runner, str(large_boxed), str(tmp / f"large_dp{dp}"), "--dp", str(dp)],
+            repeats=3,
+        )
+        for dp in DP
+    }
+    for dp in DP:
+        assert read_table(tmp / f"large_dp{dp}").equals(read_table(tmp / "large_cli"))
     floor = decoding_alone(large_images)
     shutil.rmtree(tmp)
     records = prompts * n
@@ -173,6 +188,12 @@ def overhead() -> None:
         f"  whole process: {large_records / median:,.0f} rollout records/s (median; goal ≥ 5,000); "
         f"decoding the {N_LARGE:,} scenes alone takes {floor:.2f} s of it"
     )
+    for dp, run in shared.items():
+        print(run.line())
+        print(
+            f"  --dp {dp}: {large_records / statistics.median(run.seconds):,.0f} rollout records/s "
+            f"(median; {os.cpu_count()} cores), the same rows as one process"
+        )
 
 
 ENGINE_S, TOOL_S = 0.05, 0.01  # per engine call (a request, or a wave), per tool call
