@@ -21,7 +21,7 @@ from typing import Any
 from hoidata.engines.base import Conversation, Engine, Generation, Sampling
 from hoidata.rewards.completions import TOOL_CALL_BLOCK, parse_tool_call
 from hoidata.tools.detection import stable_seed
-from hoidata.tools.environment import HoiEnvironment, ToolCall, call_tool
+from hoidata.tools.environment import HoiEnvironment, ToolCall, call_tool, scene_of, start_on
 
 ANSWERED, MAX_TURNS, LENGTH, ENGINE_ERROR = "answered", "max_turns", "length", "engine_error"
 
@@ -69,9 +69,10 @@ def run_loop(
     traces: list[Trace] = []
     envs: list[HoiEnvironment] = []
     for i, generations in enumerate(first):
+        scene = scene_of(rows[i])  # one for the prompt's rollouts
         for r, generation in enumerate(exactly(generations, config.sampling.n)):
             env = environment()
-            env.reset(**rows[i])
+            start_on(env, scene)
             trace = Trace(i, r)
             run_calls(env, trace, step(trace, generation, config))
             traces.append(trace)

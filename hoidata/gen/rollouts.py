@@ -28,7 +28,8 @@ from hoidata.engines.batching import as_async
 from hoidata.gen.loop import LoopConfig, Trace, exactly, first_seed, run_parsed, step, turn_seed
 from hoidata.gen.media import CropEncoder
 from hoidata.rewards.completions import parse_tool_call
-from hoidata.tools.environment import HoiEnvironment
+from hoidata.tools.detection import Scene
+from hoidata.tools.environment import HoiEnvironment, scene_of, start_on
 
 # prompt i -> (the conversation sent, the row its tools reset to); raises for a sample it cannot load
 Load = Callable[[int], tuple[Conversation, dict[str, Any]]]
@@ -139,19 +140,18 @@ class _Run:
             seed = first_seed(self.config, self.ids[i])
             first = await self.generate(conversation, self.config.sampling, seed)
             generations = exactly(first, self.config.sampling.n)
+            scene = scene_of(row)  # one for the prompt's rollouts
             traces = await asyncio.gather(
-                *(self.rollout(i, r, g, conversation, row) for r, g in enumerate(generations))
+                *(self.rollout(i, r, g, conversation, scene) for r, g in enumerate(generations))
             )
         if self.done is not None:
             self.done(i)
         return list(traces)
 
-    async def rollout(
-        self, i: int, r: int, g: Generation, conversation: Conversation, row: dict[str, Any]
-    ) -> Trace:
+    async def rollout(self, i: int, r: int, g: Generation, conversation: Conversation, scene: Scene) -> Trace:
         loop = asyncio.get_running_loop()
         env = self.environment()
-        env.reset(**row)
+        start_on(env, scene)
         trace = Trace(i, r)
         calls = step(trace, g, self.config)
         while calls:

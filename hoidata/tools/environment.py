@@ -146,17 +146,10 @@ class HoiEnvironment:
         (the detector's seed: the source record, so every task built from one image sees the same
         detections). Other columns are ignored.
         """
-        images = row.get("images")
-        source = images[0] if images is not None and len(images) else row.get("image")
-        width, height = row.get("width"), row.get("height")
-        if width is None or height is None:
-            if source is None:
-                raise ValueError("a row needs width and height, or an image")
-            width, height = rows.image_size(source)
-        boxes, labels, human = rows.ground_truth(row.get("instances"), row.get("pairs"))
-        sample_id = str(row.get("source_id") or row.get("sample_id") or "")
-        loader = None if source is None else functools.partial(rows.open_image, source)
-        self._scene = Scene(sample_id, int(width), int(height), boxes, labels, human, loader)
+        self._start(scene_of(row))
+
+    def _start(self, scene: Scene) -> None:
+        self._scene = scene
         self.calls = []
         self._detections = None
         self._model_boxes = np.zeros((0, 4), np.int64)
@@ -426,3 +419,25 @@ def _offering(base: type[HoiEnvironment], tools: tuple[str, ...]) -> type[HoiEnv
     return type(
         f"{base.__name__}With{label}", (base,), {**hidden, "offered": tools, "__module__": base.__module__}
     )
+
+
+def scene_of(row: dict[str, Any]) -> Scene:
+    """What :meth:`HoiEnvironment.reset` reads from a row, as a scene several episodes may share
+    (the rollouts of one prompt: its ground truth is read, and its image decoded, once for all)."""
+    images = row.get("images")
+    source = images[0] if images is not None and len(images) else row.get("image")
+    width, height = row.get("width"), row.get("height")
+    if width is None or height is None:
+        if source is None:
+            raise ValueError("a row needs width and height, or an image")
+        width, height = rows.image_size(source)
+    boxes, labels, human = rows.ground_truth(row.get("instances"), row.get("pairs"))
+    sample_id = str(row.get("source_id") or row.get("sample_id") or "")
+    loader = None if source is None else functools.partial(rows.open_image, source)
+    return Scene(sample_id, int(width), int(height), boxes, labels, human, loader)
+
+
+def start_on(env: HoiEnvironment, scene: Scene) -> None:
+    """``env.reset(**row)`` with the row read already, by :func:`scene_of` (not a method: TRL
+    offers an environment's public methods as tools)."""
+    env._start(scene)
