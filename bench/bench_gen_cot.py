@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from gen_cot_instant import InstantEngine
 from PIL import Image
-from timing import timed_interleaved, whole_process
+from timing import WholeProcess, timed_interleaved, whole_process
 
 from hoidata.demo import make_raw
 from hoidata.engines import Generation, Sampling
@@ -150,20 +150,18 @@ def overhead() -> None:
     runner = [sys.executable, str(Path(__file__).with_name("gen_cot_instant.py"))]
     cli = whole_process("gen-cot, instant engine", [*runner, str(boxed), str(tmp / "cli")], repeats=3)
     large_boxed, large_images = boxes_dataset(tmp / "large", N_LARGE)
-    large = whole_process(
-        "gen-cot, instant engine", [*runner, str(large_boxed), str(tmp / "large_cli")], repeats=3
-    )
-    large_records = read_table(tmp / "large_cli").num_rows
-    shared = {
-        dp: whole_process(
-            f"gen-cot, instant engine, --dp {dp}",
-            [*runner, str(large_boxed), str(tmp / f"large_dp{dp}"), "--dp", str(dp)],
-            repeats=3,
-        )
-        for dp in DP
-    }
+
+    def large_run(label: str, name: str, *flags: str) -> WholeProcess:
+        args = [*runner, str(large_boxed), str(tmp / name), *flags]
+        return whole_process(f"gen-cot, instant{label}", args, repeats=3)
+
+    large = {"--loop waves (today's loop)": large_run(", --loop waves", "large_waves", "--loop", "waves")}
+    large["--loop async, one process"] = large_run("", "large_cli")
     for dp in DP:
-        assert read_table(tmp / f"large_dp{dp}").equals(read_table(tmp / "large_cli"))
+        large[f"--loop async, --dp {dp}"] = large_run(f", --dp {dp}", f"large_dp{dp}", "--dp", str(dp))
+    one = read_table(tmp / "large_cli")
+    for name in ("large_waves", *(f"large_dp{dp}" for dp in DP)):
+        assert read_table(tmp / name).equals(one), name
     floor = decoding_alone(large_images)
     shutil.rmtree(tmp)
     records = prompts * n
@@ -181,19 +179,19 @@ def overhead() -> None:
         f"{t_base / t_async * prompts / base_prompts:.0f}x   (goal: ≥ 5,000 rollout records/s)"
     )
     print(cli.line())
-    print(f"{N_LARGE:,} scenes, {large_records:,} rollout records:")
-    print(large.line())
-    median = statistics.median(large.seconds)
     print(
-        f"  whole process: {large_records / median:,.0f} rollout records/s (median; goal ≥ 5,000); "
-        f"decoding the {N_LARGE:,} scenes alone takes {floor:.2f} s of it"
+        f"{N_LARGE:,} scenes, {one.num_rows:,} rollout records, whole processes on {os.cpu_count()} cores "
+        "(the same rows from each):"
     )
-    for dp, run in shared.items():
+    waves = statistics.median(large["--loop waves (today's loop)"].seconds)
+    for label, run in large.items():
+        median = statistics.median(run.seconds)
         print(run.line())
         print(
-            f"  --dp {dp}: {large_records / statistics.median(run.seconds):,.0f} rollout records/s "
-            f"(median; {os.cpu_count()} cores), the same rows as one process"
+            f"    {label}: {one.num_rows / median:,.0f} rollout records/s (median), "
+            f"{waves / median:.1f}x today's loop   (goal: ≥ 5,000)"
         )
+    print(f"  decoding the {N_LARGE:,} scenes alone, in 4 threads: {floor:.2f} s")
 
 
 ENGINE_S, TOOL_S = 0.05, 0.01  # per engine call (a request, or a wave), per tool call
