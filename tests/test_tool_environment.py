@@ -29,6 +29,8 @@ from hoidata.tools.environment import (
     call_tool,
     contact_likelihood,
     is_tool_error,
+    scene_of,
+    start_on,
     tool_error,
     tool_schemas,
 )
@@ -204,6 +206,35 @@ def test_environments_from_the_factory_agree_on_a_sample() -> None:
     assert first.detect_objects("all") != second.detect_objects("all")
     with pytest.raises(ValueError):
         HoiEnvironment.factory(max_detections=0)
+
+
+def test_episodes_started_on_one_scene_answer_as_reset_ones_and_decode_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rollouts of a prompt share one scene (read from the row once); each episode keeps its
+    own ids and calls, and the image is decoded once for all of them."""
+    opened: list[bool] = []
+    real = rows.open_image
+    monkeypatch.setattr(
+        rows, "open_image", lambda source, load=True: opened.append(load) or real(source, load)
+    )
+    the_row = row({"bytes": png(noise_image()), "path": None})
+    noisy = OracleDetector(box_noise=0.05, miss_rate=0.2, false_positives=1)
+    scene = scene_of(the_row)
+    shared = [HoiEnvironment(detector=noisy), HoiEnvironment(detector=noisy)]
+    for env in shared:
+        start_on(env, scene)
+    alone = HoiEnvironment(detector=noisy)
+    alone.reset(**the_row)
+    for env in shared:
+        assert shown(env) == shown(alone)
+        assert np.array_equal(
+            np.asarray(env.zoom_in([100, 200, 300, 400])[0]["image"]),
+            np.asarray(alone.zoom_in([100, 200, 300, 400])[0]["image"]),
+        )
+    shared[0].analyze_spatial(0, 2)
+    assert len(shared[0].calls) == 4 and len(shared[1].calls) == 3  # calls are the episode's own
+    assert opened == [True, True]  # once for the shared scene, once for the episode reset alone
 
 
 def test_source_id_seeds_the_detector_so_every_task_of_an_image_agrees() -> None:
