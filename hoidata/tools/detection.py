@@ -41,7 +41,8 @@ class Scene:
     _image: Image.Image | None = field(default=None, init=False, repr=False)
 
     def image(self) -> Image.Image:
-        """The decoded image, loaded on first use only (most detectors never need it)."""
+        """The decoded image, loaded on first use only (most detectors never need it). Episodes
+        sharing a scene may ask from two threads at once: both decode, the same pixels, no harm."""
         if self._image is None:
             if self.load_image is None:
                 raise ValueError(f"scene {self.sample_id!r} has no image")
