@@ -200,6 +200,10 @@ def test_data_parallel_processes_equal_one_process(demo_boxes: Path, tmp_path: P
     assert again.returncode == 0 and again.stdout.strip().endswith("already complete, nothing to do")
     redo = subprocess.run([*command, "--overwrite"], capture_output=True, text=True)
     assert redo.returncode == 0, redo.stderr
+    shared = [sys.executable, "-m", "hoidata", *args, "--dp", "2", "--out", str(tmp_path / "dp")]
+    redo = subprocess.run([*shared, "--overwrite"], capture_output=True, text=True)
+    assert redo.returncode == 0, redo.stderr
+    assert read_table(tmp_path / "dp").to_pylist() == read_table(tmp_path / "one").to_pylist()
 
 
 def test_a_subset_of_tools_is_what_the_model_sees_and_what_the_data_records(

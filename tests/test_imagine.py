@@ -335,6 +335,30 @@ def test_kill_during_imagine_then_rerun_loses_and_repeats_nothing(
     assert read_manifest(tmp_path / "killed").counts == read_manifest(tmp_path / "whole").counts
 
 
+def test_dp_processes_overwrite_a_finished_run_and_refuse_a_foreign_directory(
+    canonical: Path, tmp_path: Path
+) -> None:
+    """``--dp 2 --overwrite``: the parent clears the output once, then its processes write their
+    parts; a directory hoidata did not write is refused, one line, and left as it was."""
+    hoidata = [sys.executable, "-m", "hoidata", "imagine", str(canonical), "--regions", "cut,union"]
+    one = subprocess.run([*hoidata, "-o", str(tmp_path / "one")], capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    shared = [*hoidata, "--dp", "2", "-o", str(tmp_path / "dp")]
+    for extra in ([], ["--overwrite"]):
+        r = subprocess.run([*shared, *extra], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert read_table(tmp_path / "dp").equals(read_table(tmp_path / "one"))
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    r = subprocess.run(
+        [*hoidata, "--dp", "2", "--overwrite", "-o", str(foreign)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "not a hoidata dataset directory" in r.stderr
+    assert [f.name for f in foreign.iterdir()] == ["notes.txt"]
+
+
 def test_bad_settings_are_one_line_errors(canonical: Path, tmp_path: Path) -> None:
     for extra, message in (
         (["--backend", "diffusers"], "needs --model"),

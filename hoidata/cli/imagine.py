@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from hoidata.cli.apps import examples, new_app
+from hoidata.cli.generate import child_argv
 from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
-from hoidata.executors import LocalProcesses, without_options
+from hoidata.executors import LocalProcesses
 from hoidata.io import read_manifest
 from hoidata.pipelines.imagine import ImagineConfig, imagine
 
@@ -33,9 +32,8 @@ def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunO
     diffusers inpainting pipeline, an HTTP service or plain context crops. Rerun to resume.
     """
     if cfg.dp > 1:
-        argv = [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1}), "--dp", "1"]
         gpus_each = 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
-        LocalProcesses(cfg.dp, gpus_each).run(argv, run.shard_spec)
+        LocalProcesses(cfg.dp, gpus_each).run(child_argv(run, out), run.shard_spec)
         done = (out / "manifest.json").is_file()
         print_summary(read_manifest(out) if done else None, out, shard=run.shard)
         return

@@ -226,17 +226,11 @@ class StageRun:
             "num_shards": num_shards,
         }
         self.resumed = self.complete = False
-        if (self.out / MANIFEST).exists() or (self.out.exists() and not self._is_empty()):
-            previous = self._previous_state()
-            if overwrite and previous is None and not self._only_ours():
-                raise HoidataError(
-                    "output directory is not empty and is not a hoidata dataset directory: refusing to "
-                    "replace it, even with --overwrite (choose another --out)",
-                    file=str(self.out),
-                )
-            if overwrite:
-                shutil.rmtree(self.out)
-            elif previous == state and (self.out / MANIFEST).exists():
+        if overwrite:
+            clear_output(self.out)
+        if (self.out / MANIFEST).exists() or (self.out.exists() and not _is_empty(self.out)):
+            previous = _previous_state(self.out)
+            if previous == state and (self.out / MANIFEST).exists():
                 self.complete = True
                 return
             elif previous == state:
@@ -254,29 +248,6 @@ class StageRun:
                     tmp.unlink(missing_ok=True)
             (self.work / FINISH_LOCK).unlink(missing_ok=True)
         write_json_atomic(self.work / "state.json", state)
-
-    def _is_empty(self) -> bool:
-        """Empty, or only the empty skeleton that a run killed before its first write leaves behind."""
-        entries = list(self.out.iterdir())
-        if not {e.name for e in entries} <= {DATA, WORK} or not all(e.is_dir() for e in entries):
-            return False
-        return all(f.name.startswith(".") and f.name.endswith(".tmp") for e in entries for f in e.iterdir())
-
-    def _only_ours(self) -> bool:
-        """Holds nothing but what a stage writes (so --overwrite may delete it)."""
-        return {e.name for e in self.out.iterdir()} <= {DATA, WORK, MANIFEST, REJECTS}
-
-    def _previous_state(self) -> dict[str, Any] | None:
-        for f in (self.work / "state.json", self.out / MANIFEST):
-            if f.is_file():
-                try:
-                    m = orjson.loads(f.read_bytes())
-                except orjson.JSONDecodeError:
-                    return None
-                return {k: m.get(k) for k in ("stage", "config", "input_fingerprint")} | {
-                    "num_shards": m.get("num_shards", len(m.get("shards", [])))
-                }
-        return None
 
     def shard_path(self, i: int) -> Path:
         return self.out / DATA / f"{self.output.split}-{i:05d}-of-{self.num_shards:05d}.parquet"
@@ -349,3 +320,46 @@ class StageRun:
         manifest.write(self.out)
         shutil.rmtree(self.work, ignore_errors=True)
         return manifest
+
+
+def clear_output(out: Path | str) -> None:
+    """What ``--overwrite`` does first: delete an earlier job's directory, refusing one that is not a
+    hoidata dataset directory. The parent of ``--dp`` processes does it once, before they start:
+    each of them writes a part, and none may delete the others'."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not _is_empty(out) and _previous_state(out) is None and not _only_ours(out):
+        raise HoidataError(
+            "output directory is not empty and is not a hoidata dataset directory: refusing to "
+            "replace it, even with --overwrite (choose another --out)",
+            file=str(out),
+        )
+    shutil.rmtree(out)
+
+
+def _is_empty(out: Path) -> bool:
+    """Empty, or only the empty skeleton that a run killed before its first write leaves behind."""
+    entries = list(out.iterdir())
+    if not {e.name for e in entries} <= {DATA, WORK} or not all(e.is_dir() for e in entries):
+        return False
+    return all(f.name.startswith(".") and f.name.endswith(".tmp") for e in entries for f in e.iterdir())
+
+
+def _only_ours(out: Path) -> bool:
+    """Holds nothing but what a stage writes (so --overwrite may delete it)."""
+    return {e.name for e in out.iterdir()} <= {DATA, WORK, MANIFEST, REJECTS}
+
+
+def _previous_state(out: Path) -> dict[str, Any] | None:
+    """The job an existing directory holds (its state while running, its manifest when done)."""
+    for f in (out / WORK / "state.json", out / MANIFEST):
+        if f.is_file():
+            try:
+                m = orjson.loads(f.read_bytes())
+            except orjson.JSONDecodeError:
+                return None
+            return {k: m.get(k) for k in ("stage", "config", "input_fingerprint")} | {
+                "num_shards": m.get("num_shards", len(m.get("shards", [])))
+            }
+    return None
