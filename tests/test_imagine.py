@@ -339,24 +339,47 @@ def test_dp_processes_overwrite_a_finished_run_and_refuse_a_foreign_directory(
     canonical: Path, tmp_path: Path
 ) -> None:
     """``--dp 2 --overwrite``: the parent clears the output once, then its processes write their
-    parts; a directory hoidata did not write is refused, one line, and left as it was."""
+    parts; a directory hoidata did not write, or a --shard part, is refused, one line, and left as
+    it was."""
     hoidata = [sys.executable, "-m", "hoidata", "imagine", str(canonical), "--regions", "cut,union"]
-    one = subprocess.run([*hoidata, "-o", str(tmp_path / "one")], capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr
-    shared = [*hoidata, "--dp", "2", "-o", str(tmp_path / "dp")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*hoidata, *args], capture_output=True, text=True)
+
+    def same(out: Path) -> bool:
+        return read_table(out).equals(read_table(tmp_path / "one"))
+
+    assert run("-o", str(tmp_path / "one")).returncode == 0
+    dp = ["--dp", "2", "-o", str(tmp_path / "dp")]
     for extra in ([], ["--overwrite"]):
-        r = subprocess.run([*shared, *extra], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        assert read_table(tmp_path / "dp").equals(read_table(tmp_path / "one"))
+        r = run(*dp, *extra)
+        assert r.returncode == 0 and same(tmp_path / "dp"), r.stderr
+    # a config file's `overwrite: true` clears the output once too, not in every process
+    config = tmp_path / "imagine.yaml"
+    config.write_text("overwrite: true\ndp: 2\n")
+    r = run("--config", str(config), "-o", str(tmp_path / "dp"))
+    assert r.returncode == 0 and same(tmp_path / "dp"), r.stderr
+    # --dry-run says what would run and touches nothing
+    r = run(*dp, "--overwrite", "--dry-run")
+    assert r.returncode == 0 and "--shard i/N" in r.stdout and "cleared first" in r.stdout, r.stderr
+    assert same(tmp_path / "dp")
+    # refused, one line each, nothing deleted: a directory hoidata did not write, and a part of a
+    # job other processes share (--shard)
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    r = subprocess.run(
-        [*hoidata, "--dp", "2", "--overwrite", "-o", str(foreign)], capture_output=True, text=True
-    )
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "not a hoidata dataset directory" in r.stderr
-    assert [f.name for f in foreign.iterdir()] == ["notes.txt"]
+    for out, extra, message in (
+        (foreign, [], "not a hoidata dataset directory"),
+        (tmp_path / "dp", ["--shard", "0/2"], "cannot be combined with --shard"),
+    ):
+        r = run("--dp", "2", "--overwrite", *extra, "-o", str(out))
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    assert [f.name for f in foreign.iterdir()] == ["notes.txt"] and same(tmp_path / "dp")
+    # an empty output directory behind a link is written through, not replaced
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    r = run("--dp", "2", "--overwrite", "-o", str(tmp_path / "link"))
+    assert r.returncode == 0 and (tmp_path / "link").is_symlink() and same(tmp_path / "empty"), r.stderr
 
 
 def test_bad_settings_are_one_line_errors(canonical: Path, tmp_path: Path) -> None:

@@ -223,7 +223,7 @@ def test_episodes_started_on_one_scene_answer_as_reset_ones_and_decode_it_once(
     scene = scene_of(the_row)
     shared = [HoiEnvironment(detector=noisy), HoiEnvironment(detector=noisy)]
     for env in shared:
-        start_on(env, scene)
+        start_on(env, scene, the_row)
     alone = HoiEnvironment(detector=noisy)
     alone.reset(**the_row)
     for env in shared:
@@ -235,6 +235,16 @@ def test_episodes_started_on_one_scene_answer_as_reset_ones_and_decode_it_once(
     shared[0].analyze_spatial(0, 2)
     assert len(shared[0].calls) == 4 and len(shared[1].calls) == 3  # calls are the episode's own
     assert opened == [True, True]  # once for the shared scene, once for the episode reset alone
+
+    class ReadsMore(HoiEnvironment):  # a row read its own way is read so in the loops as in TRL
+        def reset(self, **row: Any) -> None:
+            super().reset(**row)
+            self.note = row["task"]
+
+    own, plain = ReadsMore(), HoiEnvironment()
+    start_on(own, scene, the_row)
+    plain.reset(**the_row)
+    assert own.note == "hoi" and shown(own) == shown(plain)
 
 
 def test_source_id_seeds_the_detector_so_every_task_of_an_image_agrees() -> None:

@@ -1,15 +1,19 @@
-"""What the generating commands (gen-cot, predict) share: ``--dp`` through the local executor, and
-a worker's GPUs for any executor."""
+"""What the generating commands (gen-cot, predict, imagine) share: ``--dp`` through the local
+executor, and a worker's GPUs for any executor."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from hoidata.cli.options import RunOptions
 from hoidata.cli.summary import print_summary
 from hoidata.engines.options import EngineOptions, GenerationConfig
+from hoidata.errors import HoidataError
 from hoidata.executors import LocalProcesses, without_options
 from hoidata.io import read_manifest
 from hoidata.io.stage import clear_output
@@ -18,21 +22,34 @@ from hoidata.io.stage import clear_output
 def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out: Path) -> None:
     """This same command as ``--dp`` processes, each on its own ``--tp`` GPUs and its part of
     ``--shard``, all into ``out``; the last one finishes it."""
-    gpus_each = options.tp if engine == "vllm" else 0
-    LocalProcesses(options.dp, gpus_each).run(child_argv(run, out), run.shard_spec)
+    run_in_processes(options.dp, options.tp if engine == "vllm" else 0, run, out)
+
+
+def run_in_processes(processes: int, gpus_each: int, run: RunOptions, out: Path) -> None:
+    """This same command as ``processes`` processes here (``--dp``), each its part of ``--shard``,
+    all into ``out``. An ``--overwrite`` clears ``out`` here, once, before they start: each of them
+    writes a part of it. ``--dry-run`` prints their command line and runs nothing."""
+    if run.overwrite and run.shard_spec.count > 1:
+        raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
+    # --dp 1: a --config file naming dp must not make each child launch children of its own;
+    # --no-overwrite: nor an `overwrite: true` in it make each clear what the others write
+    argv = [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1, "--overwrite": 0}), "--dp", "1"]
+    if run.overwrite:
+        argv.append("--no-overwrite")
+    if run.dry_run:
+        cleared = f"{out} cleared first; " if run.overwrite else ""
+        typer.echo(
+            f"--dp {processes}: {processes} processes on this machine, {gpus_each} GPUs each; {cleared}"
+            f"every part runs: hoidata {shlex.join(argv)} --shard i/N"
+        )
+        return
+    if run.overwrite:
+        clear_output(out)
+    LocalProcesses(processes, gpus_each).run(argv, run.shard_spec)
     if (out / "manifest.json").is_file():
         print_summary(read_manifest(out), out)
     else:
         print_summary(None, out, shard=run.shard)
-
-
-def child_argv(run: RunOptions, out: Path) -> list[str]:
-    """This command line as each ``--dp`` process runs it (the executor adds its ``--shard``). An
-    ``--overwrite`` clears the output here, once: each process writes a part of it."""
-    if run.overwrite:
-        clear_output(out)
-    # --dp 1: a --config file naming dp must not make each child launch children of its own
-    return [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1, "--overwrite": 0}), "--dp", "1"]
 
 
 def failed_rows(out: Path) -> int:

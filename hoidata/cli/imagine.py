@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from hoidata.cli.apps import examples, new_app
-from hoidata.cli.generate import child_argv
+from hoidata.cli.generate import run_in_processes
 from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
-from hoidata.executors import LocalProcesses
-from hoidata.io import read_manifest
 from hoidata.pipelines.imagine import ImagineConfig, imagine
 
 app = new_app()
@@ -33,9 +31,7 @@ def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunO
     """
     if cfg.dp > 1:
         gpus_each = 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
-        LocalProcesses(cfg.dp, gpus_each).run(child_argv(run, out), run.shard_spec)
-        done = (out / "manifest.json").is_file()
-        print_summary(read_manifest(out) if done else None, out, shard=run.shard)
+        run_in_processes(cfg.dp, gpus_each, run, out)
         return
     manifest = imagine(input_dir, out, cfg, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)

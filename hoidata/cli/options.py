@@ -129,7 +129,7 @@ def typer_parameter(f: ConfigField, choices: tuple[str, ...] | None = None) -> i
         param = typer.Argument(**kwargs)
         return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[tp, param])
     long = info.flag or "--" + f.name.replace("_", "-")
-    decls = [f"{long}/--no-{long[2:]}"] if base is bool and default is True else [long]
+    decls = [f"{long}/--no-{long[2:]}"] if base is bool else [long]  # --no-x undoes a config file's x
     if info.short:
         decls.append(info.short)
     param = typer.Option(*decls, **kwargs)

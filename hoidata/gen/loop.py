@@ -72,7 +72,7 @@ def run_loop(
         scene = scene_of(rows[i])  # one for the prompt's rollouts
         for r, generation in enumerate(exactly(generations, config.sampling.n)):
             env = environment()
-            start_on(env, scene)
+            start_on(env, scene, rows[i])
             trace = Trace(i, r)
             run_calls(env, trace, step(trace, generation, config))
             traces.append(trace)

@@ -142,16 +142,18 @@ class _Run:
             generations = exactly(first, self.config.sampling.n)
             scene = scene_of(row)  # one for the prompt's rollouts
             traces = await asyncio.gather(
-                *(self.rollout(i, r, g, conversation, scene) for r, g in enumerate(generations))
+                *(self.rollout(i, r, g, conversation, scene, row) for r, g in enumerate(generations))
             )
         if self.done is not None:
             self.done(i)
         return list(traces)
 
-    async def rollout(self, i: int, r: int, g: Generation, conversation: Conversation, scene: Scene) -> Trace:
+    async def rollout(
+        self, i: int, r: int, g: Generation, conversation: Conversation, scene: Scene, row: dict[str, Any]
+    ) -> Trace:
         loop = asyncio.get_running_loop()
         env = self.environment()
-        start_on(env, scene)
+        start_on(env, scene, row)
         trace = Trace(i, r)
         calls = step(trace, g, self.config)
         while calls:

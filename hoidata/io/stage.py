@@ -327,9 +327,9 @@ def clear_output(out: Path | str) -> None:
     hoidata dataset directory. The parent of ``--dp`` processes does it once, before they start:
     each of them writes a part, and none may delete the others'."""
     out = Path(out)
-    if not out.exists():
+    if not out.exists() or _is_empty(out):  # an empty --out (a mount, a link) is kept as it is
         return
-    if not _is_empty(out) and _previous_state(out) is None and not _only_ours(out):
+    if _previous_state(out) is None and not _only_ours(out):
         raise HoidataError(
             "output directory is not empty and is not a hoidata dataset directory: refusing to "
             "replace it, even with --overwrite (choose another --out)",

@@ -9,6 +9,7 @@ and RL see the same detections for a sample. :class:`CallableDetector` plugs in 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -39,14 +40,17 @@ class Scene:
     is_human: np.ndarray  # (N,) bool
     load_image: Callable[[], Image.Image] | None = None
     _image: Image.Image | None = field(default=None, init=False, repr=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def image(self) -> Image.Image:
-        """The decoded image, loaded on first use only (most detectors never need it). Episodes
-        sharing a scene may ask from two threads at once: both decode, the same pixels, no harm."""
+        """The decoded image, loaded on first use only (most detectors never need it), and once
+        for the episodes sharing the scene, whichever threads their tools run in."""
         if self._image is None:
-            if self.load_image is None:
-                raise ValueError(f"scene {self.sample_id!r} has no image")
-            self._image = self.load_image()
+            with self._loading:
+                if self._image is None:
+                    if self.load_image is None:
+                        raise ValueError(f"scene {self.sample_id!r} has no image")
+                    self._image = self.load_image()
         return self._image
 
 

@@ -437,7 +437,11 @@ def scene_of(row: dict[str, Any]) -> Scene:
     return Scene(sample_id, int(width), int(height), boxes, labels, human, loader)
 
 
-def start_on(env: HoiEnvironment, scene: Scene) -> None:
-    """``env.reset(**row)`` with the row read already, by :func:`scene_of` (not a method: TRL
-    offers an environment's public methods as tools)."""
-    env._start(scene)
+def start_on(env: HoiEnvironment, scene: Scene, row: dict[str, Any]) -> None:
+    """``env.reset(**row)`` with the row read already, into ``scene`` by :func:`scene_of` (not a
+    method: TRL offers an environment's public methods as tools). An environment whose class reads
+    the row its own way (overrides ``reset``) is reset with it, as TRL would."""
+    if type(env).reset is HoiEnvironment.reset:
+        env._start(scene)
+    else:
+        env.reset(**row)
