@@ -38,6 +38,7 @@ class OptionInfo:
     secret: bool = False  # never recorded in a manifest (API keys)
     parse: Callable[[str], Any] | None = None  # command-line text -> value (e.g. "456x256" -> (456, 256))
     show: Callable[[Any], str] | None = None  # value -> command-line text, for the help's default
+    minimum: float | None = None  # the least value a number takes (shard sizes, counts: 1)
 
 
 def option(default: Any = MISSING, help: str = "", **info: Any) -> Any:
@@ -134,11 +135,14 @@ def build_config(cls: type, values: Mapping[str, Any], *, source: str = "") -> A
         )
     kwargs = {name: fields[name].from_text(value) for name, value in values.items()}
     for name, value in kwargs.items():
-        allowed = fields[name].info.choices
+        allowed, least = fields[name].info.choices, fields[name].info.minimum
         if allowed and value is not None and value not in allowed:
             raise HoidataError(
                 f"{name} must be one of {', '.join(allowed)}, got {value!r}", file=source or None, field=name
             )
+        if least is not None and value is not None and value < least:
+            flag = fields[name].info.flag or "--" + name.replace("_", "-")
+            raise HoidataError(f"{flag} must be at least {least}, got {value!r}", file=source or None)
     try:
         return cls(**kwargs)
     except TypeError as e:

@@ -130,6 +130,33 @@ def test_config_file_then_flags(demo_canonical: Any, tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_counts_and_sizes_below_their_least_value_are_one_line_errors(
+    demo_canonical: Any, tmp_path: Path
+) -> None:
+    """A shard size of 0 once crashed in range(), --limit -1 dropped the last prompt, --dp 0 ran
+    one process: each is refused before anything runs, from the command line or a config file."""
+    data, out = str(demo_canonical(4)), str(tmp_path / "out")
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text("shard_size: 0\n")
+    gen = ["gen-cot", data, "--engine", "openai", "--model", "m", "-o", out]
+    for args, message in (
+        ([*gen, "--shard-size", "0"], "--shard-size must be at least 1, got 0"),
+        ([*gen, "--n", "0"], "--n must be at least 1"),
+        ([*gen, "--max-turns", "0"], "--max-turns must be at least 1"),
+        ([*gen, "--limit", "-1"], "--limit must be at least 0"),
+        ([*gen, "--dp", "0"], "--dp must be at least 1"),
+        ([*gen, "--config", str(cfg)], f"{cfg}"),
+        (["imagine", data, "--dp", "-2", "-o", out], "--dp must be at least 1"),
+        (
+            ["convert", "hico", "-a", "x.json", "--shard-size", "0", "-o", out],
+            "--shard-size must be at least 1",
+        ),
+    ):
+        r = subprocess.run([sys.executable, "-m", "hoidata", *args], capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    assert not Path(out).exists()
+
+
 def test_reruns_of_finished_stages_do_nothing(demo_canonical: Any, tmp_path: Path) -> None:
     """A Makefile's second run: every stage says so in one line, exits 0, and leaves its output as it was."""
     from hoidata.cli import main

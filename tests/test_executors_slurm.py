@@ -136,5 +136,31 @@ def test_array_tasks_run_by_hand_then_the_merge_equal_a_local_run(
     assert manifest.config == read_manifest(local).config
 
 
-def test_the_array_part_is_within_the_jobs_share() -> None:
+def test_the_parts_of_a_share_split_exactly_that_share() -> None:
+    """``--shard i/N`` with ``--dp``/``--workers``/an array: its parts own its shards, each once, so
+    machines that split a job differently (one with --dp 2, one without) still cover it."""
     assert str(ShardSpec.parse("1/2").part(2, 3)) == "5/6"
+    for index, count, parts in ((0, 2, 2), (1, 2, 2), (2, 3, 4), (0, 1, 3), (4, 5, 2)):
+        share = ShardSpec(index, count)
+        owners = [[j for j in range(parts) if share.part(j, parts).owns(k)] for k in range(120)]
+        assert all(len(o) == (1 if share.owns(k) else 0) for k, o in enumerate(owners))
+
+
+def test_machines_may_split_their_share_differently_and_main_args_reach_the_workers(
+    raw: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One machine runs ``--shard 0/2`` as two local workers, the other ``--shard 1/2`` alone: the
+    job completes and equals one process. Workers run the arguments ``main([...])`` was given, not
+    the calling script's own."""
+    assert _hoidata(_convert(raw, tmp_path / "one")).returncode == 0
+    split = tmp_path / "split"
+    script = (
+        "import sys; from hoidata.cli import main; sys.argv = ['caller.py', '--not-for-hoidata']; "
+        f"main({_convert(raw, split, '--shard', '0/2', '--workers', '2')!r})"
+    )
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    second = _hoidata(_convert(raw, split, "--shard", "1/2"))
+    assert second.returncode == 0, second.stderr
+    assert read_manifest(split).counts == read_manifest(tmp_path / "one").counts
+    assert read_table(split).to_pylist() == read_table(tmp_path / "one").to_pylist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -24,3 +25,17 @@ def new_app(**kwargs: Any) -> typer.Typer:
 def examples(*lines: str) -> str:
     """An epilog of example command lines, kept as written (click rewraps other paragraphs)."""
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+_given: list[str] = []  # the arguments main() runs with (its own, or the process's)
+
+
+def remember_command_line(args: list[str]) -> None:
+    """Called by :func:`hoidata.cli.main` with the arguments it was given (``main([...])``'s too)."""
+    _given[:] = args
+
+
+def command_line() -> list[str]:
+    """The arguments of the command running: what the processes an executor starts (``--dp``,
+    ``--workers``) run again, each its part. A caller's ``main([...])``, not this process's argv."""
+    return list(_given) if _given else sys.argv[1:]

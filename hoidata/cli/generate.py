@@ -4,12 +4,12 @@ executor, and a worker's GPUs for any executor."""
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from hoidata.cli.apps import command_line
 from hoidata.cli.options import RunOptions
 from hoidata.cli.summary import print_summary
 from hoidata.engines.options import EngineOptions, GenerationConfig
@@ -33,7 +33,7 @@ def run_in_processes(processes: int, gpus_each: int, run: RunOptions, out: Path)
         raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
     # --dp 1: a --config file naming dp must not make each child launch children of its own;
     # --no-overwrite: nor an `overwrite: true` in it make each clear what the others write
-    argv = [*without_options(sys.argv[1:], {"--dp": 1, "--shard": 1, "--overwrite": 0}), "--dp", "1"]
+    argv = [*without_options(command_line(), {"--dp": 1, "--shard": 1, "--overwrite": 0}), "--dp", "1"]
     if run.overwrite:
         argv.append("--no-overwrite")
     if run.dry_run:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NamedTuple
 import typer
 from typer.core import TyperGroup
 
-from hoidata.cli.apps import new_app
+from hoidata.cli.apps import new_app, remember_command_line
 from hoidata.cli.startup import (
     KEEP_DEFAULTS,
     collect_less,
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> Any:
     # large, short-lived arrays: `eval hico` on a 250 MB result file took 1 s longer. Set to 1 to keep them.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     command = command_of(args)
+    remember_command_line(args)
     # this process is the command (hoidata.cli.startup): pyarrow's start without pandas (0.26 s),
     # cycles collected less often, and no collection walks every object as it ends
     lighter = argv is None and command in COMMANDS and command not in KEEP_DEFAULTS

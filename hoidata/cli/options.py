@@ -18,7 +18,6 @@ import functools
 import inspect
 import io
 import os
-import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hoidata.cli.apps import command_line
 from hoidata.cli.main import app
 from hoidata.cli.summary import print_summary
 from hoidata.errors import HoidataError
@@ -75,14 +75,18 @@ class RunOptions:
         choices=EXECUTORS,
     )
     workers: int = option(
-        1, "Workers sharing the job: processes here, Ray actors or Slurm array tasks (--dp too)."
+        1, "Workers sharing the job: processes here, Ray actors or Slurm array tasks (--dp too).", minimum=1
     )
-    gpus_per_worker: int | None = option(None, "GPUs each worker holds (default: --tp with vllm, else 0).")
-    cpus_per_worker: int = option(1, "CPUs each Ray actor or Slurm task holds.")
+    gpus_per_worker: int | None = option(
+        None, "GPUs each worker holds (default: --tp with vllm, else 0).", minimum=0
+    )
+    cpus_per_worker: int = option(1, "CPUs each Ray actor or Slurm task holds.", minimum=0)
     ray_address: str | None = option(
         None, "ray: the cluster, host:6379, ray://host:10001 or auto (default: start one here)."
     )
-    ray_retries: int = option(2, "ray: how often a part whose worker failed is retried on another.")
+    ray_retries: int = option(
+        2, "ray: how often a part whose worker failed is retried on another.", minimum=0
+    )
     slurm_partition: str | None = option(None, "slurm: the partition.")
     slurm_time: str | None = option(None, "slurm: each task's time limit, e.g. 12:00:00.")
     slurm_options: tuple[str, ...] = option(
@@ -352,7 +356,7 @@ class Stage:
         }
         if self.offers_dp:  # the generating stages' name for --workers
             drop["--dp"] = 1
-        argv = [*without_options(sys.argv[1:], drop), "--workers", "1"]
+        argv = [*without_options(command_line(), drop), "--workers", "1"]
         return [*argv, "--dp", "1"] if self.offers_dp else argv
 
     def print_plan(self, run: RunOptions, workers: int, gpus_each: int, argv: list[str]) -> None:

@@ -31,19 +31,21 @@ class EngineOptions:
     api_key: str | None = option(
         None, "openai: API key (local servers need none).", envvar="OPENAI_API_KEY", secret=True
     )
-    concurrency: int = option(32, "openai: requests in flight.")
+    concurrency: int = option(32, "openai: requests in flight.", minimum=1)
     timeout: float = option(300.0, "openai: seconds a request may take before it is retried.")
     retries: int = option(
         3,
         "openai: retries of a request that failed (connection lost, 429, 5xx, timeout, malformed "
         "reply), with exponential backoff; then the sample is recorded as failed for a rerun to retry.",
+        minimum=0,
     )
-    tp: int = option(1, "vllm: tensor-parallel GPUs per engine.", flag="--tp")
+    tp: int = option(1, "vllm: tensor-parallel GPUs per engine.", flag="--tp", minimum=1)
     dp: int = option(
         1,
         "Data-parallel engine processes, --tp GPUs each: on this machine, or the workers of "
         "--executor ray|slurm (as --workers).",
         flag="--dp",
+        minimum=1,
     )
 
     def factory(

@@ -68,8 +68,10 @@ class ShardSpec:
         return shard % self.count == self.index
 
     def part(self, j: int, parts: int) -> ShardSpec:
-        """Part ``j`` of ``parts`` of this process's shards (a data-parallel child)."""
-        return ShardSpec(self.index * parts + j, self.count * parts)
+        """Part ``j`` of ``parts`` of this process's shards (a data-parallel child): every
+        ``parts``-th of them, so that the parts of ``i/N`` split exactly what ``i/N`` owns, whatever
+        other machines run with the other ``/N`` parts (with or without ``--dp``)."""
+        return ShardSpec(self.index + self.count * j, self.count * parts)
 
 
 ALL_SHARDS = ShardSpec()  # one process runs them all

@@ -42,8 +42,8 @@ class BoxesConfig:
     """What decides the added boxes; recorded in the manifest and read by later stages."""
 
     profile: str = option("qwen2.5-vl", "Model profile whose box frame to add.", choices=PROFILE_NAMES)
-    min_pixels: int | None = option(None, "Pixel budget floor (default: the profile's).")
-    max_pixels: int | None = option(None, "Pixel budget ceiling (default: the profile's).")
+    min_pixels: int | None = option(None, "Pixel budget floor (default: the profile's).", minimum=1)
+    max_pixels: int | None = option(None, "Pixel budget ceiling (default: the profile's).", minimum=1)
     union_pad: float = option(0.0, "Pixels added on each side of the union box.")
     union_pad_ratio: float = option(0.0, "Plus this share of the union's size on each side (0.1 = 10%).")
     no_object: str = option(

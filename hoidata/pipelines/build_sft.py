@@ -75,7 +75,7 @@ class BuildSftConfig:
         choices=CONVERSATIONS,
     )
     tags: bool = option(True, "hoiqa: start each question with its task tag ([refer], [identify], ...).")
-    threads: int = option(8, "Threads reading and resizing images.", record=False)
+    threads: int = option(8, "Threads reading and resizing images.", record=False, minimum=1)
 
 
 def build_sft(

@@ -56,7 +56,7 @@ class ConvertConfig:
         parse=size,
         show=lambda wh: f"{wh[0]}x{wh[1]}",
     )
-    shard_size: int = option(20_000, "Records per Parquet shard.")
+    shard_size: int = option(20_000, "Records per Parquet shard.", minimum=1)
 
 
 def split_from_name(path: Path) -> str:

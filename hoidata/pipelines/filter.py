@@ -43,7 +43,7 @@ class FilterSftConfig:
     min_tool: float | None = option(None, "Lowest tool reward kept.")
     min_spatial: float | None = option(None, "Lowest spatial reward kept.")
     min_total: float | None = option(None, "Lowest total reward kept.")
-    per_prompt: int = option(1, "Rollouts kept per prompt at most (best total first).")
+    per_prompt: int = option(1, "Rollouts kept per prompt at most (best total first).", minimum=1)
     dedupe: bool = option(True, "Identical rollouts of a prompt count once.")
 
 
@@ -52,7 +52,9 @@ class FilterPrefsConfig:
     min_margin: float = option(0.5, "Chosen total reward minus rejected, at least.")
     min_chosen_accuracy: float = option(1.0, "Accuracy reward the chosen rollout needs.")
     pairs_per_prompt: int = option(
-        1, "Pairs per prompt at most (best against worst, then second best against second worst, ...)."
+        1,
+        "Pairs per prompt at most (best against worst, then second best against second worst, ...).",
+        minimum=1,
     )
 
 

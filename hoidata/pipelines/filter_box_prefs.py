@@ -46,7 +46,7 @@ class FilterBoxPrefsConfig:
     min_high: float = option(0.8, "... and its highest box score at least this.")
     chosen: float = option(0.8, "A chosen box (step 1) or answer (step 2) scores at least this.")
     rejected: float = option(0.2, "A rejected one scores at most this.")
-    max_pairs: int = option(1, "Pairs per question at most (best against worst first).")
+    max_pairs: int = option(1, "Pairs per question at most (best against worst first).", minimum=1)
 
 
 def filter_box_prefs(

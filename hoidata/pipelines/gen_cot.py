@@ -63,19 +63,19 @@ class GenCotConfig(GenerationConfig):
     not the result, so the processes of one run and a resumed run may differ in it)."""
 
     task: str = option("referring", "Which build-sft questions to ask (boxes input).", choices=COT_TASKS)
-    n: int = option(4, "Rollouts per prompt.")
-    max_turns: int = option(3, "Model turns per rollout, tool-calling ones included.")
+    n: int = option(4, "Rollouts per prompt.", minimum=1)
+    max_turns: int = option(3, "Model turns per rollout, tool-calling ones included.", minimum=1)
     temperature: float = option(0.7, "Sampling temperature.")
     top_p: float = option(0.95, "Nucleus sampling.")
-    max_tokens: int = option(1024, "Tokens per model turn.")
+    max_tokens: int = option(1024, "Tokens per model turn.", minimum=1)
     seed: int = option(0, "Seed; with the sample id it fixes every rollout.")
-    shard_size: int = option(256, "Prompts per output shard (the unit of resume).")
-    limit: int | None = option(None, "Only the first prompts (a trial run).")
+    shard_size: int = option(256, "Prompts per output shard (the unit of resume).", minimum=1)
+    limit: int | None = option(None, "Only the first prompts (a trial run).", minimum=0)
     tools: tuple[str, ...] = option(
         TOOL_NAMES, "Tools offered, comma-separated (e.g. zoom_in for chain-of-focus data)."
     )
     threads: int = option(
-        4, "Threads decoding images and encoding crops (and, async, running tools).", record=False
+        4, "Threads decoding images and encoding crops (and, async, running tools).", record=False, minimum=1
     )
     loop: str = option(
         "async",
@@ -84,7 +84,7 @@ class GenCotConfig(GenerationConfig):
         choices=LOOPS,
         record=False,
     )
-    max_open: int = option(256, "async: prompts in flight at once (bounds memory).", record=False)
+    max_open: int = option(256, "async: prompts in flight at once (bounds memory).", record=False, minimum=1)
     imagine_cache: str | None = option(
         None, "An imagine cache (hoidata imagine): the imagine tool answers from it first."
     )

@@ -117,11 +117,11 @@ def prefs_features() -> dict[str, Any]:
 class GenPrefsConfig(GenerationConfig):
     """What decides the preferences; recorded in the manifest."""
 
-    boxes: int = option(4, "Box candidates sampled per question.")
+    boxes: int = option(4, "Box candidates sampled per question.", minimum=1)
     box_temperature: float = option(2.0, "Temperature of box sampling (the reference uses 2.0).")
-    answers: int = option(4, "Answers sampled per box.")
+    answers: int = option(4, "Answers sampled per box.", minimum=1)
     answer_temperature: float = option(1.0, "Temperature of answer sampling.")
-    max_tokens: int = option(256, "Tokens per model turn.")
+    max_tokens: int = option(256, "Tokens per model turn.", minimum=1)
     negative_iou: float = option(0.5, "IoU with the target above which a candidate overlaps it.")
     judge: str = option(
         "reward",
@@ -133,9 +133,9 @@ class GenPrefsConfig(GenerationConfig):
         None, "llm judge: the server, e.g. http://127.0.0.1:8001/v1.", record=False
     )
     seed: int = option(0, "Seed; with the sample id it fixes every sample and negative.")
-    shard_size: int = option(64, "Questions per output shard (the unit of resume).")
-    limit: int | None = option(None, "Only the first questions (a trial run).")
-    threads: int = option(4, "Threads decoding images.", record=False)
+    shard_size: int = option(64, "Questions per output shard (the unit of resume).", minimum=1)
+    limit: int | None = option(None, "Only the first questions (a trial run).", minimum=0)
+    threads: int = option(4, "Threads decoding images.", record=False, minimum=1)
 
 
 def gen_prefs(

@@ -65,20 +65,26 @@ class ImagineConfig:
     model: str | None = option(None, "diffusers: a local pipeline directory or a Hub id.")
     device: str = option("cpu", "diffusers: torch device (cuda, cuda:1, cpu).", record=False)
     dtype: str = option("auto", "diffusers: auto (bfloat16 on CUDA), float16, bfloat16, float32.")
-    steps: int = option(20, "diffusers: denoising steps.")
+    steps: int = option(20, "diffusers: denoising steps.", minimum=1)
     guidance: float = option(7.5, "diffusers: classifier-free guidance scale.")
-    size: int = option(512, "diffusers: long side of the generated canvas (pixels, multiple of 8).")
-    batch_size: int = option(4, "diffusers: canvases per pipeline call.", record=False)
+    size: int = option(
+        512, "diffusers: long side of the generated canvas (pixels, multiple of 8).", minimum=8
+    )
+    batch_size: int = option(4, "diffusers: canvases per pipeline call.", record=False, minimum=1)
     url: str | None = option(None, "http: the service's endpoint (see the protocol in hoidata.imagine.http).")
     api_key: str | None = option(
         None, "http: bearer token.", envvar="HOIDATA_IMAGINE_API_KEY", secret=True, record=False
     )
     timeout: float = option(60.0, "http: seconds per request.", record=False)
-    retries: int = option(3, "http: retries of a 429/5xx/timeout, with exponential backoff.", record=False)
-    concurrency: int = option(4, "http: requests in flight.", record=False)
-    shard_size: int = option(256, "Images per output shard (the unit of resume).")
-    dp: int = option(1, "Processes sharing the job, one GPU each with a CUDA device.", record=False)
-    threads: int = option(4, "Threads decoding images.", record=False)
+    retries: int = option(
+        3, "http: retries of a 429/5xx/timeout, with exponential backoff.", record=False, minimum=0
+    )
+    concurrency: int = option(4, "http: requests in flight.", record=False, minimum=1)
+    shard_size: int = option(256, "Images per output shard (the unit of resume).", minimum=1)
+    dp: int = option(
+        1, "Processes sharing the job, one GPU each with a CUDA device.", record=False, minimum=1
+    )
+    threads: int = option(4, "Threads decoding images.", record=False, minimum=1)
 
     def make_backend(self) -> Any:
         return make_backend(

@@ -72,20 +72,20 @@ class PredictConfig(GenerationConfig):
 
     profile: str = option("qwen2.5-vl", "How the model writes boxes and answers.", choices=tuple(PROFILES))
     min_pixels: int | None = option(
-        None, "Pixel budget (default: the profile's); keep it equal to training's."
+        None, "Pixel budget (default: the profile's); keep it equal to training's.", minimum=1
     )
-    max_pixels: int | None = option(None, "Pixel budget (default: the profile's).")
+    max_pixels: int | None = option(None, "Pixel budget (default: the profile's).", minimum=1)
     temperature: float = option(0.0, "0: greedy, one reproducible answer per image.")
-    max_tokens: int = option(1024, "Tokens per answer.")
+    max_tokens: int = option(1024, "Tokens per answer.", minimum=1)
     seed: int = option(0, "Seed of sampling, with the sample id (when temperature > 0).")
-    shard_size: int = option(512, "Images per engine call.")
-    threads: int = option(4, "Threads decoding images.", record=False)
+    shard_size: int = option(512, "Images per engine call.", minimum=1)
+    threads: int = option(4, "Threads decoding images.", record=False, minimum=1)
     tools: tuple[str, ...] = option(
         (),
         "Tools offered at test time, comma-separated: zoom_in, imagine (none: one plain answer). "
         "The question then carries the gen-cot instruction.",
     )
-    max_turns: int = option(3, "With tools: model turns per image, tool-calling ones included.")
+    max_turns: int = option(3, "With tools: model turns per image, tool-calling ones included.", minimum=1)
     task: str = option(
         "auto",
         "detection: every HOI of every image (eval hico); qa: each QA item, as build-sft hoiqa wrote it "

@@ -36,7 +36,7 @@ class QAConfig:
         "Question families, comma-separated (objN2objBB, objBB2objN: ho_ref; actObjN2objBB, "
         "actObjN2personBB, actN2objN: i_ref).",
     )
-    max_boxes: int = option(4, "Skip a question whose answer needs more boxes than this (crowds).")
+    max_boxes: int = option(4, "Skip a question whose answer needs more boxes than this (crowds).", minimum=1)
 
 
 def add_qa(
