@@ -258,3 +258,7 @@ def test_kill_during_gen_prefs_then_rerun(warmup: Path, tiny_vlm: Any, tmp_path:
     assert resumed["sample_id"].to_pylist() == whole["sample_id"].to_pylist()
     assert resumed.num_rows == 8 == len(set(resumed["sample_id"].to_pylist()))
     assert read_manifest(tmp_path / "killed").counts == read_manifest(tmp_path / "whole").counts
+    # --dp 2: two processes, each its shards, write what one does
+    r = subprocess.run([*args, "--dp", "2", "-o", str(tmp_path / "dp")], capture_output=True, text=True)
+    assert r.returncode == 0 and "/2 written" in r.stdout, r.stderr  # the first part to end says so
+    assert read_table(tmp_path / "dp").to_pylist() == whole.to_pylist()

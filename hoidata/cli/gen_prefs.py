@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hoidata.cli.apps import examples, new_app
+from hoidata.cli.generate import engine_gpus, failed_rows, run_data_parallel
 from hoidata.cli.options import RunOptions, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
@@ -20,11 +21,12 @@ app = new_app()
         "hoidata gen-prefs data/box-answer --engine vllm --model runs/warmup --tp 2 -o data/prefs",
         "hoidata gen-prefs data/box-answer --engine hf --model runs/warmup --judge llm --judge-model M "
         "--judge-base-url http://127.0.0.1:8001/v1 -o data/prefs",
+        "hoidata gen-prefs data/box-answer --engine vllm --model runs/warmup --tp 2 --dp 4 -o data/prefs",
         "hoidata filter box-prefs data/prefs -o data/dpo-boxes",
         "hoidata filter answer-prefs data/prefs -o data/dpo-answers",
     )
 )
-@with_config_options()
+@with_config_options(gpus=engine_gpus)
 def gen_prefs_command(
     input_dir: InputDir, out: Out, cfg: GenPrefsConfig, engine: EngineOptions, run: RunOptions
 ) -> None:
@@ -32,6 +34,9 @@ def gen_prefs_command(
 
     Rerun the same command to resume an interrupted run.
     """
+    if engine.dp > 1 and (run.overwrite or not failed_rows(out)):  # a retry runs here, in one process
+        run_data_parallel(cfg.engine, engine, run, out)
+        return
     spec = read_manifest(input_dir).profile_spec
     factory = engine.factory(cfg.engine, cfg.model, spec, seed=cfg.seed)
     judge = None

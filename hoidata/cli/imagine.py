@@ -12,6 +12,13 @@ from hoidata.pipelines.imagine import ImagineConfig, imagine
 app = new_app()
 
 
+def pipeline_gpus(cfg: object) -> int:
+    """A worker's GPUs (``--dp``, Ray, Slurm): one for a diffusers pipeline on CUDA, else none."""
+    if not isinstance(cfg, ImagineConfig):
+        return 0
+    return 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
+
+
 @app.command(
     epilog=examples(
         "hoidata imagine data/hico-train -o data/imagine-ctx",
@@ -22,7 +29,7 @@ app = new_app()
         "hoidata gen-cot data/hico-boxes --imagine-cache data/imagine-sd --engine vllm --model M -o data/cot",
     )
 )
-@with_config_options()
+@with_config_options(gpus=lambda configs: sum(map(pipeline_gpus, configs)))
 def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunOptions) -> None:
     """Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves.
 
@@ -30,8 +37,7 @@ def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunO
     diffusers inpainting pipeline, an HTTP service or plain context crops. Rerun to resume.
     """
     if cfg.dp > 1:
-        gpus_each = 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
-        run_in_processes(cfg.dp, gpus_each, run, out)
+        run_in_processes(cfg.dp, pipeline_gpus(cfg), run, out)
         return
     manifest = imagine(input_dir, out, cfg, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)
