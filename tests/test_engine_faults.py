@@ -165,6 +165,16 @@ def test_predict_records_failed_images_and_a_rerun_asks_only_those(
     assert read_table(out).to_pylist() == expected
     assert "retried 2 failed rows: 2 made, 0 still failed" in capsys.readouterr().out
 
+    out = tmp_path / "pred-workers"  # --workers 2 (or Ray's): likewise, in this one process
+    with chat_server(lambda n, body: "500" if n < 2 else None) as flaky:
+        _run(*predict(out, flaky.url, "--concurrency", "1"))
+    assert read_manifest(out).counts["failed"] == 2
+    with chat_server() as back:
+        _run(*predict(out, back.url, "--workers", "2"))
+        assert len(back.requests) == 2
+    assert read_table(out).to_pylist() == expected
+    assert "retried 2 failed rows: 2 made, 0 still failed" in capsys.readouterr().out
+
 
 def test_a_reply_holding_a_lone_surrogate_is_stored_not_a_crashed_shard(
     demo_boxes: Path, demo_canonical, tmp_path: Path

@@ -52,13 +52,6 @@ def run_in_processes(processes: int, gpus_each: int, run: RunOptions, out: Path)
         print_summary(None, out, shard=run.shard)
 
 
-def failed_rows(out: Path) -> int:
-    """Rows a complete run in ``out`` recorded as failed (its rerun makes them again); 0 for anything else."""
-    if not (out / "manifest.json").is_file():
-        return 0
-    return int(read_manifest(out).counts.get("failed", 0))
-
-
 def engine_gpus(configs: list[Any]) -> int:
     """A worker's GPUs: ``--tp`` for a vLLM engine; the others run on the CPU (hf) or a server."""
     engine = next((c.engine for c in configs if isinstance(c, GenerationConfig)), None)

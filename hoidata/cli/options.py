@@ -269,6 +269,9 @@ class Stage:
             return
         if workers < 1 or run.cpus_per_worker < 0 or (run.gpus_per_worker or 0) < 0:
             raise HoidataError("--workers must be at least 1, and a worker's CPUs and GPUs at least 0")
+        if self.out is not None and run.shard_spec.count == 1 and failed_rows(self.out):
+            self.call(self.with_run(run, shard="0/1"))  # a finished job's failed rows: retried here
+            return
         if run.overwrite:
             raise HoidataError(
                 f"--overwrite cannot be combined with --workers or --executor {run.executor} (several "
@@ -373,3 +376,10 @@ def run_worker(argv: list[str]) -> None:
     os.environ[KEEP_ENGINES] = "1"
     with contextlib.redirect_stdout(io.StringIO()):
         app(args=[a for a in argv if a != "--debug"], standalone_mode=False)
+
+
+def failed_rows(out: Path) -> int:
+    """Rows a complete run in ``out`` recorded as failed (its rerun makes them again); 0 for anything else."""
+    if not (out / "manifest.json").is_file():
+        return 0
+    return int(read_manifest(out).counts.get("failed", 0))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hoidata.cli.apps import examples, new_app
-from hoidata.cli.generate import engine_gpus, failed_rows, run_data_parallel
-from hoidata.cli.options import RunOptions, with_config_options
+from hoidata.cli.generate import engine_gpus, run_data_parallel
+from hoidata.cli.options import RunOptions, failed_rows, with_config_options
 from hoidata.cli.params import InputDir, Out
 from hoidata.cli.summary import print_summary
 from hoidata.engines.options import EngineOptions
