@@ -368,13 +368,28 @@ def test_dp_processes_overwrite_a_finished_run_and_refuse_a_foreign_directory(
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
+    (tmp_path / "a-file").write_text("")
     for out, extra, message in (
         (foreign, [], "not a hoidata dataset directory"),
         (tmp_path / "dp", ["--shard", "0/2"], "cannot be combined with --shard"),
+        (tmp_path / "a-file", [], "the output is a file"),
     ):
         r = run("--dp", "2", "--overwrite", *extra, "-o", str(out))
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
     assert [f.name for f in foreign.iterdir()] == ["notes.txt"] and same(tmp_path / "dp")
+    missing = [
+        sys.executable,
+        "-m",
+        "hoidata",
+        "imagine",
+        str(tmp_path / "none"),
+        "--dp",
+        "2",
+        "-o",
+        str(foreign),
+    ]
+    r = subprocess.run(missing, capture_output=True, text=True)  # said once, not once per process
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "manifest.json" in r.stderr
     # an empty output directory behind a link is written through, not replaced
     (tmp_path / "empty").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "empty")

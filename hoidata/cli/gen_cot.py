@@ -33,7 +33,7 @@ def gen_cot_command(
     Rerun the same command to resume an interrupted run.
     """
     if engine.dp > 1 and (run.overwrite or not failed_rows(out)):  # a retry runs here, in one process
-        run_data_parallel(cfg.engine, engine, run, out)
+        run_data_parallel(cfg.engine, engine, run, input_dir, out)
         return
     spec = read_manifest(input_dir).profile_spec  # None: gen_cot names what the input lacks
     factory = engine.factory(cfg.engine, cfg.model, spec, seed=cfg.seed, asynchronous=cfg.loop == "async")

@@ -19,16 +19,21 @@ from hoidata.io import read_manifest
 from hoidata.io.stage import clear_output
 
 
-def run_data_parallel(engine: str, options: EngineOptions, run: RunOptions, out: Path) -> None:
+def run_data_parallel(
+    engine: str, options: EngineOptions, run: RunOptions, input_dir: Path, out: Path
+) -> None:
     """This same command as ``--dp`` processes, each on its own ``--tp`` GPUs and its part of
     ``--shard``, all into ``out``; the last one finishes it."""
-    run_in_processes(options.dp, options.tp if engine == "vllm" else 0, run, out)
+    run_in_processes(options.dp, options.tp if engine == "vllm" else 0, run, input_dir, out)
 
 
-def run_in_processes(processes: int, gpus_each: int, run: RunOptions, out: Path) -> None:
+def run_in_processes(processes: int, gpus_each: int, run: RunOptions, input_dir: Path, out: Path) -> None:
     """This same command as ``processes`` processes here (``--dp``), each its part of ``--shard``,
     all into ``out``. An ``--overwrite`` clears ``out`` here, once, before they start: each of them
     writes a part of it. ``--dry-run`` prints their command line and runs nothing."""
+    read_manifest(input_dir)  # a missing or unfinished input: one line here, not one per process
+    if out.exists() and not out.is_dir():
+        raise HoidataError("the output is a file, not a dataset directory", file=str(out))
     if run.overwrite and run.shard_spec.count > 1:
         raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
     # --dp 1: a --config file naming dp must not make each child launch children of its own;

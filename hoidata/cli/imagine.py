@@ -37,7 +37,7 @@ def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunO
     diffusers inpainting pipeline, an HTTP service or plain context crops. Rerun to resume.
     """
     if cfg.dp > 1:
-        run_in_processes(cfg.dp, pipeline_gpus(cfg), run, out)
+        run_in_processes(cfg.dp, pipeline_gpus(cfg), run, input_dir, out)
         return
     manifest = imagine(input_dir, out, cfg, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)

@@ -34,7 +34,7 @@ def predict_command(
     spatial-linking module answers with it (--engine hf).
     """
     if engine.dp > 1 and (run.overwrite or not failed_rows(out)):  # a retry runs here, in one process
-        run_data_parallel(cfg.engine, engine, run, out)
+        run_data_parallel(cfg.engine, engine, run, input_dir, out)
         return
     profile = cfg.resolved_profile()
     spec = ProfileSpec(profile.name, profile.min_pixels, profile.max_pixels)
