@@ -269,14 +269,14 @@ class Stage:
             return
         if workers < 1 or run.cpus_per_worker < 0 or (run.gpus_per_worker or 0) < 0:
             raise HoidataError("--workers must be at least 1, and a worker's CPUs and GPUs at least 0")
-        if self.out is not None and run.shard_spec.count == 1 and failed_rows(self.out):
-            self.call(self.with_run(run, shard="0/1"))  # a finished job's failed rows: retried here
-            return
         if run.overwrite:
             raise HoidataError(
                 f"--overwrite cannot be combined with --workers or --executor {run.executor} (several "
                 f"processes write the output): remove {self.out or 'the output directory'} first"
             )
+        if self.out is not None and run.shard_spec.count == 1 and not run.dry_run and failed_rows(self.out):
+            self.call(self.with_run(run, shard="0/1"))  # a finished job's failed rows: retried here
+            return
         each = run.gpus_per_worker
         if each is None:
             each = gpus(list(self.configs.values())) if gpus is not None else 0
