@@ -41,6 +41,25 @@ def _convert(raw: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
     return [*args, "--shard-size", "2", *extra, "-o", str(out)]
 
 
+def test_every_gpu_stage_asks_its_workers_gpus(tmp_path: Path) -> None:
+    """gen-prefs holds a vLLM engine of --tp GPUs, imagine a diffusers pipeline on one CUDA device;
+    a CPU backend asks none."""
+    data, out = str(tmp_path / "in"), str(tmp_path / "out")
+    slurm = ["--executor", "slurm", "--dp", "2", "--dry-run", "-o", out]
+    for args, gres in (
+        (["gen-prefs", data, "--engine", "vllm", "--model", "M", "--tp", "2"], "#SBATCH --gres=gpu:2"),
+        (
+            ["imagine", data, "--backend", "diffusers", "--model", "M", "--device", "cuda"],
+            "#SBATCH --gres=gpu:1",
+        ),
+        (["imagine", data], None),
+    ):
+        r = _hoidata([*args, *slurm])
+        assert r.returncode == 0, r.stderr
+        array = r.stdout.split("\n# ")[0]
+        assert (gres in array) if gres else ("--gres" not in array), array
+
+
 def test_array_task_reads_slurms_variables() -> None:
     assert array_task({}) is None
     assert array_task({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}) == (2, 4)
