@@ -16,7 +16,7 @@ from hoidata.engines.options import EngineOptions, GenerationConfig
 from hoidata.errors import HoidataError
 from hoidata.executors import LocalProcesses, without_options
 from hoidata.io import read_manifest
-from hoidata.io.stage import clear_output
+from hoidata.io.stage import clear_output, refuse_shared_overwrite
 
 
 def run_data_parallel(
@@ -34,8 +34,7 @@ def run_in_processes(processes: int, gpus_each: int, run: RunOptions, input_dir:
     read_manifest(input_dir)  # a missing or unfinished input: one line here, not one per process
     if out.exists() and not out.is_dir():
         raise HoidataError("the output is a file, not a dataset directory", file=str(out))
-    if run.overwrite and run.shard_spec.count > 1:
-        raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
+    refuse_shared_overwrite(run.overwrite, run.shard_spec.count > 1)
     # --dp 1: a --config file naming dp must not make each child launch children of its own;
     # --no-overwrite: nor an `overwrite: true` in it make each clear what the others write
     argv = [*without_options(command_line(), {"--dp": 1, "--shard": 1, "--overwrite": 0}), "--dp", "1"]

@@ -12,10 +12,9 @@ from hoidata.pipelines.imagine import ImagineConfig, imagine
 app = new_app()
 
 
-def pipeline_gpus(cfg: object) -> int:
+def pipeline_gpus(configs: list[object]) -> int:
     """A worker's GPUs (``--dp``, Ray, Slurm): one for a diffusers pipeline on CUDA, else none."""
-    if not isinstance(cfg, ImagineConfig):
-        return 0
+    cfg = next(c for c in configs if isinstance(c, ImagineConfig))
     return 1 if cfg.backend == "diffusers" and cfg.device.startswith("cuda") else 0
 
 
@@ -29,7 +28,7 @@ def pipeline_gpus(cfg: object) -> int:
         "hoidata gen-cot data/hico-boxes --imagine-cache data/imagine-sd --engine vllm --model M -o data/cot",
     )
 )
-@with_config_options(gpus=lambda configs: sum(map(pipeline_gpus, configs)))
+@with_config_options(gpus=pipeline_gpus)
 def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunOptions) -> None:
     """Imagine views of a dataset's regions ahead of time: a cache the imagine tool serves.
 
@@ -37,7 +36,7 @@ def imagine_command(input_dir: InputDir, out: Out, cfg: ImagineConfig, run: RunO
     diffusers inpainting pipeline, an HTTP service or plain context crops. Rerun to resume.
     """
     if cfg.dp > 1:
-        run_in_processes(cfg.dp, pipeline_gpus(cfg), run, input_dir, out)
+        run_in_processes(cfg.dp, pipeline_gpus([cfg]), run, input_dir, out)
         return
     manifest = imagine(input_dir, out, cfg, overwrite=run.overwrite, shard=run.shard_spec)
     print_summary(manifest, out, shard=run.shard)

@@ -212,10 +212,7 @@ class StageRun:
         """``shared``: several processes (``--shard i/N``) write disjoint shards of this one
         directory at once, so none may delete another's half-written files; whichever finds every
         shard done claims the finish (:meth:`claim_finish`)."""
-        if shared and overwrite:
-            raise HoidataError(
-                "--overwrite cannot be combined with --shard i/N (other shards may be running)"
-            )
+        refuse_shared_overwrite(overwrite, shared)
         self.out, self.output, self.num_shards = Path(out_dir), output, num_shards
         self.schema = with_features(output.schema, output.features)
         self.work = self.out / WORK
@@ -322,6 +319,12 @@ class StageRun:
         manifest.write(self.out)
         shutil.rmtree(self.work, ignore_errors=True)
         return manifest
+
+
+def refuse_shared_overwrite(overwrite: bool, shared: bool) -> None:
+    """A part of a job that other processes share (``--shard i/N``) may not clear its output."""
+    if overwrite and shared:
+        raise HoidataError("--overwrite cannot be combined with --shard i/N (other shards may be running)")
 
 
 def clear_output(out: Path | str) -> None:
